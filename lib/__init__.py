@@ -1,0 +1,1 @@
+"""Head Lab engine: everything the app computes, with no Streamlit import."""
