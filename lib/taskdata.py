@@ -31,6 +31,7 @@ class TaskData:
     label_names: tuple[str, ...]
     unit: str = ""
     description: str = ""
+    notes: tuple[str, ...] = ()  # what loading changed or noticed (e.g. "12 grayscale images converted to RGB")
     fingerprint: str = field(default="")
 
     def __post_init__(self) -> None:
