@@ -1,0 +1,109 @@
+"""Build the trainable part of a configuration: backbone layers above the cut (cloned) plus the head."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lib.heads import HeadConfig
+
+_KERNEL_CLASSES = {
+    "glorot_uniform": "GlorotUniform", "glorot_normal": "GlorotNormal", "he_normal": "HeNormal",
+    "he_uniform": "HeUniform", "lecun_normal": "LecunNormal", "lecun_uniform": "LecunUniform",
+    "orthogonal": "Orthogonal", "random_normal": "RandomNormal", "random_uniform": "RandomUniform",
+    "truncated_normal": "TruncatedNormal", "zeros": "Zeros", "ones": "Ones", "constant": "Constant",
+}
+_UNSEEDED = {"Zeros", "Ones", "Constant"}
+
+
+def make_initializer(name: str, params: dict[str, float], seed: int):
+    """A Keras initializer with explicit parameters and seed, so a config + seed always starts the same."""
+    import keras
+
+    cls_name = _KERNEL_CLASSES[name]
+    cls = getattr(keras.initializers, cls_name)
+    kwargs = dict(params)
+    if cls_name not in _UNSEEDED:
+        kwargs["seed"] = seed
+    return cls(**kwargs)
+
+
+def log_prior_bias(task: str, activation: str, units: int, y_train: np.ndarray) -> np.ndarray | None:
+    """Bias that makes the untrained head predict the training base rates (None when it can't apply).
+
+    Sigmoid outputs: log(p / (1 - p)) per output; softmax: log of class frequencies;
+    regression: the target mean (a linear output then starts at the average).
+    """
+    eps = 1e-3
+    if task == "regression":
+        return np.full(units, float(np.mean(y_train)), np.float32)
+    if task == "multilabel":
+        if units != y_train.shape[1]:
+            return None
+        p = np.clip(y_train.mean(axis=0), eps, 1 - eps)
+        return np.log(p / (1 - p)).astype(np.float32)
+    n_classes = 2 if task == "binary" else int(y_train.max()) + 1
+    freq = np.bincount(y_train.astype(int), minlength=n_classes) / len(y_train)
+    freq = np.clip(freq, eps, 1 - eps)
+    if units == 1:
+        p = freq[1] if task == "binary" else freq[0]
+        return np.array([math.log(p / (1 - p))], np.float32)
+    if units != n_classes:
+        return None
+    if activation == "softmax":
+        return np.log(freq).astype(np.float32)
+    return np.log(freq / (1 - freq)).astype(np.float32)
+
+
+def _clone_top(backbone, cut_index: int, x):
+    """Re-apply fresh copies of backbone layers after the cut to tensor x (weights copied, not shared),
+    so fine-tuning never changes the backbone other sessions use."""
+    layers = backbone.layers
+    tensors = {id(layers[cut_index].output): x}
+    for layer in layers[cut_index + 1:]:
+        clone = layer.__class__.from_config(layer.get_config())
+        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        args = [tensors[id(t)] for t in inputs]
+        out = clone(args if len(args) > 1 else args[0])
+        clone.set_weights(layer.get_weights())
+        tensors[id(layer.output)] = out
+    return tensors[id(layers[-1].output)]
+
+
+def build_head(config: HeadConfig, feature_shape: tuple[int, ...], n_outputs: int, y_train: np.ndarray,
+               seed: int, backbone=None, cut_index: int | None = None):
+    """The trainable model from cached features to outputs. Returns (model, final Dense layer, notes)."""
+    import keras
+
+    notes: list[str] = []
+    units = config.resolved_units(n_outputs)
+    inp = keras.Input(shape=feature_shape, name="features")
+    x = inp
+    if backbone is not None and cut_index is not None and cut_index < len(backbone.layers) - 1:
+        x = _clone_top(backbone, cut_index, x)
+    pool = {"gap": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
+            "flatten": keras.layers.Flatten}[config.pooling]
+    x = pool(name="pool")(x)
+    k_name, k_params = config.kernel_init()
+    for i, (h_units, h_act) in enumerate(config.hidden):
+        x = keras.layers.Dense(h_units, activation=h_act, name=f"hidden_{i}",
+                               kernel_initializer=make_initializer(k_name, k_params, seed + 101 + i))(x)
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, seed=seed + 7, name="dropout")(x)
+    b_name, b_params = config.bias_init()
+    bias_value = None
+    if b_name == "log_prior":
+        bias_value = log_prior_bias(config.task, config.activation, units, y_train)
+        if bias_value is None:
+            notes.append("log-prior bias does not fit this many units; used zeros")
+        bias_init = keras.initializers.Zeros()
+    else:
+        bias_init = make_initializer(b_name, b_params, seed + 202)
+    out_layer = keras.layers.Dense(units, activation=config.activation, name="output",
+                                   kernel_initializer=make_initializer(k_name, k_params, seed + 303),
+                                   bias_initializer=bias_init)
+    out = out_layer(x)
+    if bias_value is not None:
+        out_layer.bias.assign(bias_value)
+    return keras.Model(inp, out, name="head"), out_layer, notes

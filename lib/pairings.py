@@ -1,0 +1,412 @@
+"""The one pairing table: every task × units × activation × loss × from_logits × label format gets a verdict.
+
+This module is the single source of these facts. The UI's badges, the diagnostics and the tests
+all read it. Texts describe what Keras 3 actually does on the backend in use: on TensorFlow the
+cross-entropy losses take the pre-activation values that softmax/sigmoid outputs carry
+(`_keras_logits`), which hides several mismatches from the loss curve.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+from lib.heads import ACTIVATIONS, CE_LOSSES, LABEL_FORMATS, LOSSES, REGRESSION_LOSSES, HeadConfig
+
+LEVELS = ("ok", "warning", "error")
+BCE, CCE, SCCE = CE_LOSSES
+
+
+def backend_name() -> str:
+    """The Keras backend that will run (read from the environment, so no Keras import here)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One row of the code table: what is wrong (or right), what a learner sees, which knob to turn."""
+
+    code: str
+    level: str
+    message: str
+    symptom: str
+    knob: str
+    # Where another backend behaves differently, its wording (TensorFlow's is the default).
+    message_other_backend: str = ""
+    symptom_other_backend: str = ""
+
+    def text(self, backend: str) -> tuple[str, str]:
+        if backend != "tensorflow" and self.message_other_backend:
+            return self.message_other_backend, self.symptom_other_backend or self.symptom
+        return self.message, self.symptom
+
+
+_P = Problem
+PROBLEMS: dict[str, Problem] = {p.code: p for p in [
+    # ---- correct pairings -------------------------------------------------------------
+    _P("ok_sigmoid_bce", "ok",
+       "One sigmoid unit with binary cross-entropy is the textbook binary head; on a frozen pretrained "
+       "base it trains well (the claim that it 'performs very poorly' does not survive measurement).",
+       "Loss falls, outputs spread towards 0 and 1 by true label, accuracy rises above the majority rate.",
+       "—"),
+    _P("ok_softmax_ce", "ok",
+       "Softmax over one unit per class with (sparse) categorical cross-entropy is the textbook single-label head.",
+       "Loss falls, each row of outputs sums to 1, accuracy rises above the majority rate.",
+       "—"),
+    _P("ok_logits", "ok",
+       "A linear output with from_logits=True lets the loss apply sigmoid/softmax itself (the numerically "
+       "stable way); predict() returns logits, so apply sigmoid/softmax to read probabilities.",
+       "Loss falls; raw outputs are unbounded logits — Head Lab converts them to probabilities for the plots.",
+       "—"),
+    _P("ok_multilabel", "ok",
+       "One sigmoid per label with binary cross-entropy lets several labels be on at once.",
+       "Each label's output moves towards 0 or 1 independently; rows may sum to more than 1.",
+       "—"),
+    _P("ok_regression", "ok",
+       "A linear output with a regression loss can reach any value the target takes.",
+       "Predicted-vs-true points gather along the diagonal; MAE falls in the target's units.",
+       "—"),
+    # ---- units ------------------------------------------------------------------------
+    _P("softmax_one_unit", "error",
+       "Softmax over one unit always outputs exactly 1.0, so the head can say nothing; on TensorFlow the "
+       "loss still falls because Keras feeds the pre-softmax value to the loss.",
+       "Every prediction is exactly 1.0 and accuracy sits at the positive-class rate, even though the loss curve falls.",
+       "activation (use sigmoid for one unit) or units (2 with softmax)",
+       message_other_backend="Softmax over one unit always outputs exactly 1.0, so the head can say nothing and "
+       "the loss cannot move.",
+       symptom_other_backend="Every prediction is exactly 1.0; the loss curve is flat."),
+    _P("units_mismatch", "error",
+       "The number of output units does not match the width of the targets this loss gets, so Keras refuses "
+       "to compute the loss.",
+       "Training does not start: Keras reports a shape mismatch between targets and outputs.",
+       "units (use the task's natural count) or labels"),
+    _P("units_too_few_sparse", "error",
+       "Sparse categorical cross-entropy needs one output unit per class; with fewer units some labels point "
+       "past the last unit and TensorFlow refuses them.",
+       "Training stops at once with 'received a label value outside the valid range'.",
+       "units"),
+    _P("units_extra", "warning",
+       "More output units than classes: the extra units can never be the right answer and just take probability mass.",
+       "Extra classes appear in the output histograms with small, shrinking probabilities.",
+       "units"),
+    _P("ce_over_one_unit", "error",
+       "Categorical cross-entropy over a single unit is a softmax over one value: it is always 1, the loss "
+       "is always 0 (or the positive label is out of range), and nothing is learned.",
+       "Loss is flat at 0 (or training refuses the labels); outputs never move.",
+       "loss (binary_crossentropy for one unit) or units (2)"),
+    _P("regression_units", "warning",
+       "A regression target is one number, but this head has several outputs; Keras broadcasts the target "
+       "to each, so they all learn the same thing and Head Lab reads the first.",
+       "All outputs track each other; nothing is gained from the extra units.",
+       "units (1)"),
+    # ---- activation vs loss -------------------------------------------------------------
+    _P("linear_probabilities", "error",
+       "A linear output is not a probability, but this loss (from_logits=False) treats it as one: it clips "
+       "it into (0, 1) first, so the reported loss can fall towards 0 while the raw outputs wander far outside [0, 1].",
+       "Loss falls suspiciously low while the output histogram spreads far beyond 0 and 1 (or the loss is NaN).",
+       "from_logits (set True) or activation (sigmoid/softmax)"),
+    _P("relu_ce", "error",
+       "ReLU outputs are neither probabilities nor usable logits: they can't go below 0, so cross-entropy "
+       "either clips them, divides by a zero sum (NaN), or can never predict the negative class.",
+       "Loss turns NaN or sticks; outputs pile up at 0; accuracy stalls.",
+       "activation"),
+    _P("tanh_ce", "error",
+       "tanh outputs lie in (-1, 1): as probabilities the negative half is clipped to 0, and as logits "
+       "they can only express probabilities between 0.27 and 0.73.",
+       "Outputs pile against a bound; loss stops falling early; probabilities are badly calibrated.",
+       "activation"),
+    _P("tanh_logits", "warning",
+       "tanh squeezes the logits into (-1, 1), so the probabilities the loss sees can only range from 0.27 to "
+       "0.73: ranking can still be right, but confidence can never be.",
+       "Loss plateaus well above zero; accuracy can be fine while probabilities cluster near 0.5.",
+       "activation (linear with from_logits=True)"),
+    _P("probabilities_as_logits", "warning",
+       "from_logits=True says the outputs are logits, but they are already probabilities. On TensorFlow Keras "
+       "notices the activation and quietly uses the pre-activation values, so it trains correctly here — "
+       "the same code double-applies the activation on JAX or PyTorch.",
+       "On TensorFlow nothing looks wrong (Keras prints a warning to the console only); the code is not portable.",
+       "from_logits (set False) or activation (linear)",
+       message_other_backend="from_logits=True says the outputs are logits, but they are already probabilities: "
+       "the loss applies sigmoid/softmax a second time, squashing everything towards 0.5.",
+       symptom_other_backend="Loss falls slowly and stalls high; probabilities barely leave the middle."),
+    _P("sigmoid_with_cce", "warning",
+       "Sigmoid outputs with categorical cross-entropy: on TensorFlow Keras feeds the pre-sigmoid values to a "
+       "softmax loss, so it trains like a softmax head — but predict() returns sigmoids whose rows do not sum to 1.",
+       "Loss and accuracy look normal; the per-sample sum of outputs is not 1 (often well above or below).",
+       "activation (softmax)",
+       message_other_backend="Sigmoid outputs with categorical cross-entropy: the loss renormalises independent "
+       "sigmoids into a distribution, which trains but leaves outputs that do not sum to 1.",
+       symptom_other_backend="Per-sample sums of outputs are not 1; probabilities are hard to read."),
+    _P("softmax_with_bce", "warning",
+       "Softmax outputs with binary cross-entropy: on TensorFlow Keras trains the pre-softmax values as independent "
+       "yes/no logits, while predict() returns a softmax, so the probabilities are not the ones the loss optimised.",
+       "Accuracy is fine but the loss and the predicted probabilities disagree; calibration is off.",
+       "loss ((sparse) categorical cross-entropy) or activation (sigmoid)",
+       message_other_backend="Softmax outputs with binary cross-entropy score each class as an independent yes/no "
+       "while softmax forces them to compete; it trains, but wastes the loss on impossible targets.",
+       symptom_other_backend="Accuracy is fine but the loss stays higher than a softmax/CCE head's."),
+    _P("sigmoid_one_vs_rest", "warning",
+       "One sigmoid per class with binary cross-entropy is one-vs-rest: it works, but the classes are exclusive "
+       "and nothing makes a row sum to 1.",
+       "Accuracy similar to softmax; per-sample output sums drift away from 1; some rows have no output above 0.5.",
+       "activation (softmax) with (sparse) categorical cross-entropy"),
+    _P("regression_loss_for_classes", "warning",
+       "A regression loss on class targets trains, but its gradient vanishes when a sigmoid/softmax output is "
+       "confidently wrong, and it does not give calibrated probabilities.",
+       "Loss falls slowly and may stall; accuracy lags the cross-entropy heads.",
+       "loss (cross-entropy)"),
+    _P("from_logits_ignored", "warning",
+       "from_logits only means something for cross-entropy losses; this loss ignores it.",
+       "Nothing changes on the plots; the setting is just misleading.",
+       "from_logits (set False)"),
+    # ---- multi-label ---------------------------------------------------------------------
+    _P("softmax_multilabel", "error",
+       "Softmax makes the labels compete for one unit of probability, but an image can carry several labels: "
+       "with two labels present neither can pass 0.5. On TensorFlow the loss even trains the pre-softmax values "
+       "as independent sigmoids, so the loss curve looks healthy.",
+       "Each row of outputs sums to 1; images with several labels miss all but one; exact-match stalls.",
+       "activation (sigmoid)",
+       message_other_backend="Softmax makes the labels compete for one unit of probability, but an image can carry "
+       "several labels: with two labels present neither can pass 0.5.",
+       symptom_other_backend="Each row of outputs sums to 1; images with several labels miss all but one."),
+    _P("cce_multilabel", "error",
+       "Categorical cross-entropy assumes exactly one true label per image; with several, the labels compete "
+       "and the head learns to split its confidence between them.",
+       "Outputs of images with several labels stay low for each; exact-match stalls.",
+       "loss (binary_crossentropy)"),
+    _P("sparse_multilabel", "error",
+       "Sparse categorical cross-entropy takes one class index per image; a multi-label target has several "
+       "labels, so there is no index to give it.",
+       "Training does not start: Keras reports a shape mismatch.",
+       "loss (binary_crossentropy)"),
+    _P("integer_multilabel", "error",
+       "Multi-label targets cannot be written as one integer per image.",
+       "Training does not start.",
+       "labels (auto or one_hot)"),
+    # ---- label format --------------------------------------------------------------------
+    _P("integer_labels_onehot_loss", "error",
+       "Categorical cross-entropy expects one-hot targets (one column per class), but the labels are integers "
+       "(one column); Keras refuses the shapes.",
+       "Training does not start: a shape mismatch between targets and outputs.",
+       "loss (sparse_categorical_crossentropy) or labels (one_hot)"),
+    _P("onehot_labels_sparse_loss", "error",
+       "Sparse categorical cross-entropy expects integer class indices, but the labels are one-hot; Keras "
+       "refuses the shapes.",
+       "Training does not start: a rank/shape mismatch between targets and outputs.",
+       "loss (categorical_crossentropy) or labels (integer)"),
+    _P("class_index_as_number", "error",
+       "Integer class indices fed to a regression loss treat class 3 as 'more' than class 1; the head "
+       "regresses the index instead of classifying.",
+       "Outputs cluster around the middle class index; accuracy near chance.",
+       "labels (one_hot) or loss (cross-entropy)"),
+    _P("labels_ignored", "warning",
+       "A regression target is a number; the label format setting does not apply.",
+       "Nothing changes on the plots.",
+       "labels (auto)"),
+    # ---- regression --------------------------------------------------------------------
+    _P("ce_for_regression", "error",
+       "Cross-entropy treats the target as a probability or class, but a regression target is a number in "
+       "natural units.",
+       "Loss is meaningless (negative, NaN or refused); predictions do not track the target.",
+       "loss (mse, mae or huber)"),
+    _P("sigmoid_regression", "error",
+       "A sigmoid output lies in (0, 1), but the target is in natural units beyond that range.",
+       "Predicted-vs-true points are pinned at 1.0 for every large target; MAE stays huge.",
+       "activation (linear)"),
+    _P("tanh_regression", "error",
+       "A tanh output lies in (-1, 1), but the target is in natural units beyond that range.",
+       "Predictions are pinned at ±1; MAE stays huge.",
+       "activation (linear)"),
+    _P("relu_regression", "warning",
+       "A ReLU output cannot go below 0 and, if it starts negative for every image, never moves (a 'dead' unit); "
+       "it works only for non-negative targets and a lucky start.",
+       "Either tracks the target like linear, or predicts exactly 0 for everything with a flat loss.",
+       "activation (linear)"),
+    _P("softmax_regression", "error",
+       "Softmax outputs sum to 1 and each lies in (0, 1): they cannot express a number in natural units.",
+       "Predictions stay below 1 whatever the target; MAE stays huge.",
+       "activation (linear)"),
+]}
+
+_OK_FALLBACK = {
+    "binary": "ok_sigmoid_bce",
+    "multiclass": "ok_softmax_ce",
+    "multilabel": "ok_multilabel",
+    "regression": "ok_regression",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The table's answer for one head: the worst level, every code that applies, and their texts."""
+
+    level: str
+    codes: tuple[str, ...]
+    message: str
+    symptoms: tuple[str, ...]
+    knobs: tuple[str, ...]
+    backend: str
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "codes": list(self.codes), "message": self.message,
+                "symptoms": list(self.symptoms), "knobs": list(self.knobs), "backend": self.backend}
+
+
+def target_format(task: str, units: int, loss: str, labels: str) -> str:
+    """How targets are fed to the loss: 'binary01', 'integer', 'one_hot', 'multi_hot', 'value' or 'invalid'.
+
+    'auto' picks what the loss expects; an explicit 'integer' / 'one_hot' is honoured even when it is wrong,
+    so that a mismatch can be shown rather than silently fixed.
+    """
+    if task == "regression":
+        return "value"
+    if task == "multilabel":
+        return "invalid" if labels == "integer" else "multi_hot"
+    if labels == "integer":
+        return "integer"
+    if labels == "one_hot":
+        return "one_hot"
+    if loss == SCCE:
+        return "integer"
+    if loss == CCE:
+        return "one_hot"
+    if task == "binary" and units == 1:
+        return "binary01"
+    return "one_hot"
+
+
+def target_width(task: str, fmt: str, n_outputs: int) -> int:
+    """Columns of the target array the loss receives."""
+    if fmt in ("one_hot",):
+        return 2 if task == "binary" else n_outputs
+    if fmt == "multi_hot":
+        return n_outputs
+    return 1
+
+
+def judge(task: str, units: int, n_outputs: int, activation: str, loss: str, from_logits: bool,
+          labels: str = "auto", backend: str | None = None) -> Verdict:
+    """The verdict for one combination. n_outputs is the task's natural unit count (classes/labels, or 1)."""
+    backend = backend or backend_name()
+    codes = _codes(task, units, n_outputs, activation, loss, from_logits, labels)
+    problems = [PROBLEMS[c] for c in codes]
+    level = max((p.level for p in problems), key=LEVELS.index)
+    worst = [p for p in problems if p.level == level]
+    texts = [p.text(backend) for p in problems]
+    message = " ".join(p.text(backend)[0] for p in worst)
+    return Verdict(level=level, codes=tuple(codes), message=message,
+                   symptoms=tuple(t[1] for t in texts), knobs=tuple(p.knob for p in problems),
+                   backend=backend)
+
+
+def verdict_for(config: HeadConfig, n_outputs: int, backend: str | None = None) -> Verdict:
+    """The table's verdict on a head configuration for a dataset with n_outputs natural outputs."""
+    return judge(config.task, config.resolved_units(n_outputs), n_outputs, config.activation, config.loss,
+                 config.from_logits, config.labels, backend)
+
+
+def _codes(task: str, units: int, n: int, act: str, loss: str, logits: bool, labels: str) -> list[str]:
+    codes: list[str] = []
+    ce = loss in CE_LOSSES
+    if act == "softmax" and units == 1:
+        codes.append("softmax_one_unit")
+
+    if task == "regression":
+        if ce:
+            codes.append("ce_for_regression")
+        codes += {"sigmoid": ["sigmoid_regression"], "tanh": ["tanh_regression"],
+                  "relu": ["relu_regression"]}.get(act, [])
+        if act == "softmax" and units > 1:
+            codes.append("softmax_regression")
+        if units > 1:
+            codes.append("regression_units")
+        if logits and not ce:
+            codes.append("from_logits_ignored")
+        if labels != "auto":
+            codes.append("labels_ignored")
+        return codes or [_OK_FALLBACK[task]]
+
+    fmt = target_format(task, units, loss, labels)
+    n_classes = 2 if task == "binary" else n
+    # Targets vs loss vs units: the problems that stop Keras before the first step.
+    shape_codes: list[str] = []
+    if fmt == "invalid":
+        shape_codes.append("integer_multilabel")
+    elif task == "multilabel" and loss == SCCE:
+        shape_codes.append("sparse_multilabel")
+    elif loss == SCCE and fmt == "one_hot":
+        shape_codes.append("onehot_labels_sparse_loss")
+    elif loss == CCE and fmt == "integer" and units > 1:
+        shape_codes.append("integer_labels_onehot_loss")
+    elif loss in REGRESSION_LOSSES and fmt == "integer" and task == "multiclass":
+        shape_codes.append("class_index_as_number")
+    if units == 1 and loss in (CCE, SCCE) and not shape_codes and task != "multilabel":
+        shape_codes.append("ce_over_one_unit")
+    elif loss == SCCE and not shape_codes:
+        if units < n_classes:
+            shape_codes.append("units_too_few_sparse")
+        elif units > n_classes:
+            shape_codes.append("units_extra")
+    elif loss != SCCE and not shape_codes and target_width(task, fmt, n) != units:
+        shape_codes.append("units_mismatch")
+    codes += shape_codes
+
+    if ce:
+        if act == "linear" and not logits:
+            codes.append("linear_probabilities")
+        elif act == "relu":
+            codes.append("relu_ce")
+        elif act == "tanh":
+            codes.append("tanh_logits" if logits else "tanh_ce")
+        elif act in ("softmax", "sigmoid") and logits:
+            codes.append("probabilities_as_logits")
+    else:
+        codes.append("regression_loss_for_classes")
+        if logits:
+            codes.append("from_logits_ignored")
+
+    if task == "multilabel":
+        if act == "softmax" and units > 1:
+            codes.append("softmax_multilabel")
+        if loss == CCE:
+            codes.append("cce_multilabel")
+    elif units > 1:
+        if act == "sigmoid" and loss in (CCE, SCCE):
+            codes.append("sigmoid_with_cce")
+        elif act == "softmax" and loss == BCE:
+            codes.append("softmax_with_bce")
+        elif act == "sigmoid" and loss == BCE:
+            codes.append("sigmoid_one_vs_rest")
+
+    if not codes:
+        if act == "linear" and logits:
+            codes.append("ok_logits")
+        elif task == "binary" and units == 1:
+            codes.append("ok_sigmoid_bce")
+        elif task == "binary":
+            codes.append("ok_softmax_ce")
+        else:
+            codes.append(_OK_FALLBACK[task])
+    return codes
+
+
+def unit_choices(task: str, n_outputs: int) -> tuple[int, ...]:
+    """Unit counts worth distinguishing for a task: 1, the natural count(s), and one too many."""
+    natural = {1, n_outputs, 2 if task == "binary" else n_outputs}
+    return tuple(sorted(natural | {max(natural) + 1}))
+
+
+def all_combinations(task: str, n_outputs: int):
+    """Every (units, activation, loss, from_logits, labels) the table answers for this task."""
+    return itertools.product(unit_choices(task, n_outputs), ACTIVATIONS, LOSSES, (False, True), LABEL_FORMATS)
+
+
+def table_rows(task: str, n_outputs: int, backend: str | None = None) -> list[dict]:
+    """The whole table for one task as rows (for the UI's table view and for tests)."""
+    rows = []
+    for units, act, loss, logits, labels in all_combinations(task, n_outputs):
+        v = judge(task, units, n_outputs, act, loss, logits, labels, backend)
+        rows.append({"task": task, "units": units, "activation": act, "loss": loss, "from_logits": logits,
+                     "labels": labels, "level": v.level, "codes": ", ".join(v.codes), "message": v.message})
+    return rows

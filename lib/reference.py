@@ -1,0 +1,47 @@
+"""The seed articles' way of training a head: backbone + head in one model, `model.fit` per configuration.
+
+Head Lab does not train this way (it re-runs the backbone every epoch); it exists as the baseline
+the benchmark times and the tests compare against, so the fast path is checked against Keras itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lib.backbones import LoadedBackbone
+from lib.features import find_cut
+from lib.head_model import build_head
+from lib.heads import HeadConfig
+from lib.taskdata import TaskData
+from lib.training import encode_targets, make_loss, make_optimizer
+
+
+def preprocessed_images(bb: LoadedBackbone, images: np.ndarray) -> np.ndarray:
+    """Resize and preprocess images as the backbone expects (done once, outside the model)."""
+    import tensorflow as tf
+
+    x = tf.image.resize(tf.cast(images, tf.float32), (bb.size, bb.size))
+    return np.asarray(bb.preprocess(x))
+
+
+def fit_full_model(config: HeadConfig, data: TaskData, bb: LoadedBackbone, *, epochs: int, seed: int,
+                   batch_size: int = 32, x: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Build backbone (bottom frozen) + head and `model.fit` it without shuffling; returns Keras's history."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    cut = find_cut(bb.model, config.unfrozen)
+    bottom = keras.Model(bb.model.input, bb.model.layers[cut.index].output, name="frozen_bottom")
+    bottom.trainable = False
+    tr, va = ~data.is_val, data.is_val
+    head, _, _ = build_head(config, tuple(bottom.output.shape[1:]), data.n_outputs, data.y[tr], seed,
+                            bb.model, cut.index)
+    inp = keras.Input(shape=(bb.size, bb.size, 3))
+    model = keras.Model(inp, head(bottom(inp, training=False)))
+    model.compile(optimizer=make_optimizer(config), loss=make_loss(config))
+    x = preprocessed_images(bb, data.images) if x is None else x
+    y_tr = encode_targets(config, data.y[tr], data.n_outputs)
+    y_va = encode_targets(config, data.y[va], data.n_outputs)
+    hist = model.fit(x[tr], y_tr, validation_data=(x[va], y_va), epochs=epochs, batch_size=batch_size,
+                     shuffle=False, verbose=0)
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}

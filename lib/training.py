@@ -1,0 +1,353 @@
+"""Train several head configurations on cached backbone features, side by side.
+
+Each head trains in its own tf.function that runs a whole epoch (no per-step Python, no fit()
+callbacks), so a sweep costs a few graph traces plus tiny matmuls. Losses are Keras's own loss
+objects applied inside the graph, so every quirk of Keras on this backend (e.g. cross-entropy
+reading the pre-activation logits) is reproduced exactly as model.fit would show it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lib import metrics as M
+from lib.backbones import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
+from lib.errors import ConfigError
+from lib.features import Cut, find_cut, get_features
+from lib.head_model import build_head
+from lib.heads import HeadConfig
+from lib.pairings import Verdict, target_format, verdict_for
+from lib.taskdata import TaskData
+
+MAX_EPOCHS = 500
+MAX_HEADS = 12
+
+ProgressFn = Callable[[dict], None]
+
+
+@dataclass
+class RunResult:
+    """One configuration's run: what was asked, what happened, and what predict() returned."""
+
+    config: HeadConfig
+    verdict: Verdict
+    status: str = "ok"  # ok | diverged | error
+    history: dict[str, list] = field(default_factory=dict)
+    final: dict[str, float | None] = field(default_factory=dict)
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch -> raw val outputs
+    diverged_epoch: int | None = None
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cut: str = "frozen backbone"
+    seconds: float = 0.0
+    diagnostics: list[dict] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.config.label()
+
+
+@dataclass
+class SweepResult:
+    """Every run of one Train click, plus what they shared (data, backbone, timing)."""
+
+    runs: list[RunResult]
+    task: str
+    dataset: str
+    label_names: tuple[str, ...]
+    unit: str
+    y_val: np.ndarray
+    y_train: np.ndarray
+    backbone: str
+    input_size: int
+    weights: str
+    epochs: int
+    seed: int
+    batch_size: int
+    timing: dict[str, float]
+    backend: str
+    keras_version: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if self.task in ("binary", "regression") else len(self.label_names)
+
+
+def encode_targets(config: HeadConfig, y: np.ndarray, n_outputs: int) -> np.ndarray:
+    """Targets in the format this head's loss will receive (see pairings.target_format)."""
+    units = config.resolved_units(n_outputs)
+    fmt = target_format(config.task, units, config.loss, config.labels)
+    if fmt == "value":
+        return y.astype(np.float32).reshape(-1, 1)
+    if fmt == "multi_hot":
+        return y.astype(np.float32)
+    if fmt == "invalid":  # integer multi-label targets: the first positive label, as a user might try
+        return np.argmax(y, axis=1).astype(np.int32).reshape(-1, 1)
+    if fmt == "integer":
+        dtype = np.int32 if config.loss == "sparse_categorical_crossentropy" else np.float32
+        return y.astype(dtype).reshape(-1, 1)
+    if fmt == "binary01":
+        return y.astype(np.float32).reshape(-1, 1)
+    n_classes = 2 if config.task == "binary" else n_outputs
+    return np.eye(n_classes, dtype=np.float32)[y.astype(int)]
+
+
+def make_loss(config: HeadConfig):
+    import keras
+
+    if config.loss == "binary_crossentropy":
+        return keras.losses.BinaryCrossentropy(from_logits=config.from_logits)
+    if config.loss == "categorical_crossentropy":
+        return keras.losses.CategoricalCrossentropy(from_logits=config.from_logits)
+    if config.loss == "sparse_categorical_crossentropy":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=config.from_logits)
+    return {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError,
+            "huber": keras.losses.Huber}[config.loss]()
+
+
+def make_optimizer(config: HeadConfig):
+    import keras
+
+    cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
+           "adamw": keras.optimizers.AdamW}[config.optimizer]
+    return cls(learning_rate=config.learning_rate)
+
+
+def snapshot_epochs(epochs: int) -> list[int]:
+    """Epochs whose validation outputs are kept: before training, a few in between, and the last."""
+    marks = {0, 1, 2, 5, 10, 20, 50, 100, 200, epochs}
+    return sorted(e for e in marks if e <= epochs)
+
+
+class _HeadRunner:
+    """State of one head during a sweep: its model, optimizer and compiled epoch/eval functions."""
+
+    def __init__(self, config, feats_tr, feats_va, y_tr_raw, y_va_raw, n_outputs, seed, batch_size,
+                 backbone, cut: Cut):
+        import keras
+        import tensorflow as tf
+
+        self.config = config
+        keras.utils.set_random_seed(seed)  # per head, so its start does not depend on its column
+        self.model, self.out_layer, self.notes = build_head(
+            config, feats_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index)
+        self.loss_fn = make_loss(config)
+        self.opt = make_optimizer(config)
+        self.vars = self.model.trainable_variables
+        self.opt.build(self.vars)
+        head_ids = {id(v) for v in self.out_layer.trainable_variables}
+        self.head_idx = [i for i, v in enumerate(self.vars) if id(v) in head_ids]
+        self.x_tr = tf.constant(feats_tr)
+        self.x_va = tf.constant(feats_va)
+        self.y_tr = tf.constant(encode_targets(config, y_tr_raw, n_outputs))
+        self.y_va = tf.constant(encode_targets(config, y_va_raw, n_outputs))
+        n = int(feats_tr.shape[0])
+        n_batches = math.ceil(n / batch_size)
+        model, loss_fn, opt, tvars, head_idx = self.model, self.loss_fn, self.opt, self.vars, self.head_idx
+
+        @tf.function
+        def train_epoch(order):
+            loss_sum = tf.constant(0.0)
+            gnorm_sum = tf.constant(0.0)
+            for b in tf.range(n_batches):
+                idx = order[b * batch_size:tf.minimum((b + 1) * batch_size, n)]
+                xb = tf.gather(self.x_tr, idx)
+                yb = tf.gather(self.y_tr, idx)
+                with tf.GradientTape() as tape:
+                    out = model(xb, training=True)
+                    loss = loss_fn(yb, out)
+                grads = tape.gradient(loss, tvars)
+                grads = [g if g is not None else tf.zeros_like(v) for g, v in zip(grads, tvars)]
+                opt.apply(grads, tvars)
+                # Keras's epoch loss is the batch-size-weighted mean of batch losses: match it.
+                loss_sum += tf.cast(loss, tf.float32) * tf.cast(tf.shape(idx)[0], tf.float32)
+                gnorm_sum += tf.linalg.global_norm([grads[i] for i in head_idx])
+            return loss_sum / n, gnorm_sum / n_batches
+
+        @tf.function
+        def evaluate():
+            out = model(self.x_va, training=False)
+            return out, loss_fn(self.y_va, out)
+
+        self.train_epoch, self.evaluate = train_epoch, evaluate
+
+    def weights_finite(self) -> bool:
+        return all(np.all(np.isfinite(v.numpy())) for v in self.vars)
+
+
+def _first_line(e: BaseException) -> str:
+    """The sentence that says what went wrong, without the graph-tracing preamble TF wraps it in."""
+    text = str(e).strip()
+    found = re.findall(r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", text, flags=re.M)
+    if found:
+        return f"{found[-1][0]}: {found[-1][1]}"[:300]
+    msg = next((line for line in text.splitlines() if line.strip()), type(e).__name__)
+    return f"{type(e).__name__}: {msg}"[:300]
+
+
+def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, seed: int = 0,
+          backbone: str = DEFAULT_BACKBONE, input_size: int | None = None, weights: str = "auto",
+          batch_size: int = 32, shuffle: bool = True, use_cache: bool = True,
+          progress: ProgressFn | None = None, loaded: LoadedBackbone | None = None) -> SweepResult:
+    """Train every configuration on `data` with the same seed, batches and validation split.
+
+    progress (optional) receives dicts: {"stage": "features", "fraction": f} while features are
+    computed, then {"stage": "epoch", "epoch": k, "epochs": E, "run": i, "history": {...}} per run and epoch.
+    """
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # per-head graphs are traced on purpose; the retracing notice is noise
+    configs = list(configs)
+    if not configs:
+        raise ConfigError("add at least one head configuration")
+    if len(configs) > MAX_HEADS:
+        raise ConfigError(f"at most {MAX_HEADS} head configurations per run; got {len(configs)}")
+    if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}; got {epochs!r}")
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
+        raise ConfigError(f"batch size must be from 1 to 4096; got {batch_size!r}")
+    for c in configs:
+        if c.task != data.task:
+            raise ConfigError(f"head '{c.label()}' is for {c.task} but the data is for {data.task}")
+    seed = int(seed)
+    bb = loaded or load_backbone(backbone, input_size or 96, weights)
+    emit = progress or (lambda event: None)
+    notes = [bb.note] if bb.note else []
+
+    # Features: one extraction per distinct cut point, shared by every head that uses it.
+    t0 = time.perf_counter()
+    cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in configs}
+    features: dict[int, np.ndarray] = {}
+    all_cached = True
+    for k, cut in enumerate(sorted(set(cuts.values()), key=lambda c: -c.index)):
+        fr = get_features(bb, cut, data, use_cache,
+                          progress=lambda f, k=k: emit({"stage": "features", "fraction": (k + f) / len(set(cuts.values()))}))
+        features[cut.index] = fr.features
+        all_cached &= fr.cached
+        if fr.cache_note and fr.cache_note not in notes:
+            notes.append(fr.cache_note)
+    t_features = time.perf_counter() - t0
+    emit({"stage": "features", "fraction": 1.0})
+
+    tr, va = ~data.is_val, data.is_val
+    y_tr, y_va = data.y[tr], data.y[va]
+    n_out = data.n_outputs
+    keep = set(snapshot_epochs(epochs))
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(int(tr.sum())) if shuffle else np.arange(int(tr.sum())) for _ in range(epochs)]
+
+    t1 = time.perf_counter()
+    runs: list[RunResult] = []
+    runners: list[_HeadRunner | None] = []
+    for i, config in enumerate(configs):
+        run = RunResult(config=config, verdict=verdict_for(config, n_out), cut=cuts[config.unfrozen].describe())
+        run.history = {"epoch": [], "loss": [], "val_loss": [], "grad_norm": [],
+                       **{m: [] for m in M.metric_names(data.task)}}
+        runs.append(run)
+        feats = features[cuts[config.unfrozen].index]
+        t_run = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                runner = _HeadRunner(config, feats[tr], feats[va], y_tr, y_va, n_out, seed, batch_size,
+                                     bb.model, cuts[config.unfrozen])
+                out, val_loss = runner.evaluate()
+                run.snapshots[0] = out.numpy()
+                run.final["initial_val_loss"] = float(val_loss)
+                run.notes += runner.notes
+            except Exception as e:  # a head Keras refuses must not stop the others
+                runner = None
+                run.status, run.error = "error", _first_line(e)
+        run.warnings += _unique_warnings(caught)
+        run.seconds += time.perf_counter() - t_run
+        runners.append(runner)
+
+    for epoch in range(1, epochs + 1):
+        order = orders[epoch - 1].astype(np.int32)
+        for i, (run, runner) in enumerate(zip(runs, runners)):
+            if runner is None or run.status != "ok":
+                continue
+            t_run = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    loss, gnorm = runner.train_epoch(order)
+                    out, val_loss = runner.evaluate()
+                except Exception as e:
+                    run.status, run.error = "error", _first_line(e)
+                    run.seconds += time.perf_counter() - t_run
+                    continue
+            run.warnings += [w for w in _unique_warnings(caught) if w not in run.warnings]
+            out = out.numpy()
+            loss, val_loss, gnorm = float(loss), float(val_loss), float(gnorm)
+            h = run.history
+            h["epoch"].append(epoch)
+            h["loss"].append(loss)
+            h["val_loss"].append(val_loss)
+            h["grad_norm"].append(gnorm)
+            for name, value in M.task_metrics(run.config, out, y_va).items():
+                h[name].append(value)
+            if epoch in keep:
+                run.snapshots[epoch] = out
+            finite = math.isfinite(loss) and math.isfinite(val_loss) and np.all(np.isfinite(out))
+            if not finite or not runner.weights_finite():
+                run.status, run.diverged_epoch = "diverged", epoch
+                run.snapshots[epoch] = out
+            run.seconds += time.perf_counter() - t_run
+            emit({"stage": "epoch", "epoch": epoch, "epochs": epochs, "run": i, "status": run.status,
+                  "history": {k: v[-1] for k, v in h.items()}})
+
+    for run, runner in zip(runs, runners):
+        _finalise(run, runner, y_va, data.task)
+    t_train = time.perf_counter() - t1
+    return SweepResult(
+        runs=runs, task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
+        y_val=y_va, y_train=y_tr, backbone=bb.name, input_size=bb.size, weights=bb.weights, epochs=epochs,
+        seed=seed, batch_size=batch_size,
+        timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
+                "features_cached": all_cached},
+        backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes)
+
+
+def _unique_warnings(caught) -> list[str]:
+    seen: list[str] = []
+    for w in caught:
+        text = str(w.message).strip()
+        if text and text not in seen and "is deprecated" not in text:
+            seen.append(text[:400])
+    return seen
+
+
+def _finalise(run: RunResult, runner: _HeadRunner | None, y_va: np.ndarray, task: str) -> None:
+    """final: validation figures from the last predict() (and the loss recomputed on those outputs)."""
+    if not run.snapshots:
+        return
+    last_epoch = max(run.snapshots)
+    out = run.snapshots[last_epoch]
+    run.final["epochs_trained"] = float(last_epoch)
+    run.final["val_loss"] = run.history["val_loss"][-1] if run.history["val_loss"] else run.final.get("initial_val_loss")
+    run.final.update(M.task_metrics(run.config, out, y_va))
+    if runner is not None:
+        run.final["val_loss_on_predictions"] = _loss_on_predictions(runner, out)
+
+
+def _loss_on_predictions(runner: _HeadRunner, out: np.ndarray) -> float | None:
+    """The same loss on predict()'s numbers, outside the graph: no pre-activation logits to fall back on,
+    so this is the loss of what the model actually outputs."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(runner.loss_fn(runner.y_va.numpy(), np.asarray(out)))
+    except Exception:
+        return None
+    return value if math.isfinite(value) else None
