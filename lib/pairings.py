@@ -392,9 +392,10 @@ def _codes(task: str, units: int, n: int, act: str, loss: str, logits: bool, lab
 
 
 def unit_choices(task: str, n_outputs: int) -> tuple[int, ...]:
-    """Unit counts worth distinguishing for a task: 1, the natural count(s), and one too many."""
+    """Unit counts worth distinguishing for a task: 1, one too few, the natural count(s), one too many."""
     natural = {1, n_outputs, 2 if task == "binary" else n_outputs}
-    return tuple(sorted(natural | {max(natural) + 1}))
+    fewer = {n_outputs - 1} if n_outputs > 2 else set()
+    return tuple(sorted(natural | fewer | {max(natural) + 1}))
 
 
 def all_combinations(task: str, n_outputs: int):

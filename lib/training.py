@@ -249,7 +249,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     t1 = time.perf_counter()
     runs: list[RunResult] = []
     runners: list[_HeadRunner | None] = []
-    for i, config in enumerate(configs):
+    for config in configs:
         run = RunResult(config=config, verdict=verdict_for(config, n_out), cut=cuts[config.unfrozen].describe())
         run.history = {"epoch": [], "loss": [], "val_loss": [], "grad_norm": [],
                        **{m: [] for m in M.metric_names(data.task)}}

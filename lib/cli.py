@@ -1,0 +1,158 @@
+"""Headless command line: `python -m lib sweep|datasets|weights|table ...`.
+
+Bad arguments exit with status 2 and one line saying what to fix; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lib.errors import HeadLabError
+from lib.taskdata import TASKS
+
+HEAD_HELP = """\
+A head is comma-separated key=value pairs whose keys are HeadConfig's fields:
+  units, activation, loss, from_logits, labels, kernel_initializer, bias_initializer,
+  hidden, dropout, pooling, optimizer, learning_rate, unfrozen, name
+Omitted keys take the task's textbook head (binary/multilabel: sigmoid + binary_crossentropy,
+multiclass: softmax + sparse_categorical_crossentropy, regression: linear + mse) and an omitted
+`units` takes the task's natural count. Examples:
+  --head 'units=1,activation=softmax,loss=binary_crossentropy'
+  --head 'activation=linear,from_logits=true,kernel_initializer=random_normal(stddev=10)'
+  --head 'hidden=128:relu;64:relu,dropout=0.2,pooling=flatten,unfrozen=20'
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line instead of usage + traceback
+        print(f"error: {message} (see `python -m lib {self.prog.split()[-1]} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m lib", description="Head Lab engine, headless.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("sweep", help="train head configurations side by side and write a JSON report",
+                       description="Train one or more head configurations on cached backbone features.",
+                       epilog=HEAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--task", required=True, choices=TASKS)
+    s.add_argument("--head", action="append", default=[], metavar="SPEC",
+                   help="a head configuration (repeat for several); default: the task's textbook head")
+    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--backbone", default=None, help="backbone name (see `weights status`)")
+    s.add_argument("--size", type=int, default=None, help="input size in pixels (default: 96)")
+    s.add_argument("--weights", default="auto", choices=("auto", "imagenet", "random"))
+    s.add_argument("--dataset", default=None,
+                   help="a sample dataset's name, or a path to a zip/folder of your images")
+    s.add_argument("--no-cache", action="store_true", help="recompute backbone features")
+    s.add_argument("--out", default=None, help="write the JSON here (default: stdout)")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    sub.add_parser("datasets", help="list the sample datasets and the tasks each supports")
+
+    w = sub.add_parser("weights", help="backbone weights: status, or fetch for offline use")
+    w.add_argument("action", choices=("status", "fetch"))
+    w.add_argument("names", nargs="*", help="backbones to fetch (default: all)")
+    w.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("table", help="print the pairing table for a task")
+    t.add_argument("--task", required=True, choices=TASKS)
+    t.add_argument("--outputs", type=int, default=None, help="classes/labels (default: 5 or 1)")
+    t.add_argument("--json", action="store_true")
+    return p
+
+
+def cmd_sweep(args) -> int:
+    from lib import data as datalib
+    from lib.backbones import DEFAULT_BACKBONE
+    from lib.diagnostics import annotate
+    from lib.heads import default_head, parse_head_string
+    from lib.results import sweep_to_dict
+    from lib.training import train
+
+    heads = [parse_head_string(args.task, spec) for spec in args.head] or [default_head(args.task)]
+    dataset = args.dataset or datalib.default_dataset(args.task)
+    data = datalib.load_dataset(dataset, args.task)
+
+    def progress(event: dict) -> None:
+        if args.quiet:
+            return
+        if event["stage"] == "features":
+            print(f"\rfeatures {event['fraction']:4.0%}", end="", file=sys.stderr)
+        elif event["run"] == 0:
+            print(f"\repoch {event['epoch']}/{event['epochs']}   ", end="", file=sys.stderr)
+
+    sweep = train(heads, data, epochs=args.epochs, seed=args.seed, backbone=args.backbone or DEFAULT_BACKBONE,
+                  input_size=args.size, weights=args.weights, batch_size=args.batch_size,
+                  use_cache=not args.no_cache, progress=progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    report = sweep_to_dict(annotate(sweep))
+    text = json.dumps(report, indent=1)
+    if args.out:
+        Path(args.out).write_text(text)
+        for run in report["runs"]:
+            final = {k: round(v, 4) for k, v in run["final"].items() if isinstance(v, float)}
+            print(f"{run['label']:<40} {run['status']:<9} {run['verdict']['level']:<8} {final}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from lib import data as datalib
+
+    for card in datalib.list_datasets():
+        tasks = ", ".join(card["tasks"])
+        print(f"{card['name']:<22} {card.get('n_images', '?'):>5} images  tasks: {tasks}  — {card.get('title', '')}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from lib import backbones
+
+    if args.action == "fetch":
+        names = args.names or list(backbones.REGISTRY)
+        result = backbones.fetch_weights(names)
+        for name, status in result.items():
+            print(f"{name:<18} {status}")
+        return 0 if all(not s.startswith("failed") for s in result.values()) else 1
+    rows = backbones.status_table()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['name']:<18} {r['status']:<32} {r['advice']}")
+    return 0
+
+
+def cmd_table(args) -> int:
+    from lib.pairings import table_rows
+
+    n = args.outputs or (1 if args.task in ("binary", "regression") else 5)
+    rows = table_rows(args.task, n)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['units']:>3} {r['activation']:<8} {r['loss']:<32} logits={r['from_logits']!s:<5} "
+                  f"labels={r['labels']:<8} {r['level']:<8} {r['codes']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"sweep": cmd_sweep, "datasets": cmd_datasets, "weights": cmd_weights,
+                "table": cmd_table}[args.command](args)
+    except HeadLabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

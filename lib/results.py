@@ -1,0 +1,63 @@
+"""A sweep as plain data: the JSON the CLI writes and the tables the app downloads."""
+
+from __future__ import annotations
+
+import math
+
+from lib.diagnostics import output_summary
+from lib.training import SweepResult
+
+
+def _clean(x):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def sweep_to_dict(sweep: SweepResult) -> dict:
+    """Everything a report needs, JSON-ready (output arrays summarised, not dumped)."""
+    runs = []
+    for run in sweep.runs:
+        runs.append({
+            "label": run.label,
+            "config": run.config.to_dict(),
+            "config_url": run.config.to_url(),
+            "status": run.status,
+            "diverged_epoch": run.diverged_epoch,
+            "error": run.error,
+            "verdict": run.verdict.to_dict(),
+            "diagnostics": run.diagnostics,
+            "history": run.history,
+            "final": run.final,
+            "outputs": {str(epoch): output_summary(out, run.config.activation, sweep.y_val, sweep.task)
+                        for epoch, out in sorted(run.snapshots.items())},
+            "warnings": run.warnings,
+            "notes": run.notes,
+            "cut": run.cut,
+            "seconds": round(run.seconds, 3),
+        })
+    return _clean({
+        "task": sweep.task, "dataset": sweep.dataset, "label_names": list(sweep.label_names), "unit": sweep.unit,
+        "backbone": sweep.backbone, "input_size": sweep.input_size, "weights": sweep.weights,
+        "epochs": sweep.epochs, "seed": sweep.seed, "batch_size": sweep.batch_size,
+        "n_train": int(len(sweep.y_train)), "n_val": int(len(sweep.y_val)),
+        "backend": sweep.backend, "keras_version": sweep.keras_version,
+        "timing": sweep.timing, "notes": sweep.notes, "runs": runs,
+    })
+
+
+def history_rows(sweep: SweepResult) -> list[dict]:
+    """One row per run and epoch (the CSV download)."""
+    rows = []
+    for i, run in enumerate(sweep.runs):
+        h = run.history
+        for k, epoch in enumerate(h.get("epoch", [])):
+            row = {"run": i + 1, "label": run.label, "status": run.status, "epoch": epoch}
+            row.update({key: vals[k] for key, vals in h.items() if key != "epoch"})
+            rows.append(row)
+    return rows

@@ -1,0 +1,74 @@
+"""Shared fixtures: an isolated cache, and small datasets for every task that need no files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before anything imports Keras: keep tests off the user's caches and never reach for the network.
+_TMP = tempfile.mkdtemp(prefix="headlab-tests-")
+os.environ.setdefault("HEADLAB_CACHE", os.path.join(_TMP, "cache"))
+os.environ.setdefault("KERAS_HOME", os.path.join(_TMP, "keras"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lib.taskdata import TaskData  # noqa: E402
+
+TINY = {"backbone": "mobilenet_v2_035", "input_size": 32, "weights": "random"}
+
+
+def toy_data(task: str, n: int = 160, seed: int = 0) -> TaskData:
+    """Images whose targets are written into them (bright quadrants), so even random features can learn."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 80, (n, 32, 32, 3), dtype=np.uint8)
+    quads = [(slice(0, 16), slice(0, 16)), (slice(0, 16), slice(16, 32)),
+             (slice(16, 32), slice(0, 16)), (slice(16, 32), slice(16, 32))]
+    if task == "binary":
+        y = (np.arange(n) % 2).astype(np.int32)
+        names = ("dark", "bright")
+        for i in np.where(y == 1)[0]:
+            images[i, :16, :, :] = 230
+    elif task == "multiclass":
+        y = (np.arange(n) % 4).astype(np.int32)
+        names = ("top-left", "top-right", "bottom-left", "bottom-right")
+        for i, k in enumerate(y):
+            images[(i, *quads[k])] = 230
+    elif task == "multilabel":
+        y = (rng.random((n, 3)) < 0.45).astype(np.float32)
+        names = ("red", "green", "blue")
+        for i in range(n):
+            for c in range(3):
+                if y[i, c]:
+                    images[i, :, :, c] = 220
+    else:
+        y = rng.uniform(10, 500, n).astype(np.float32)
+        names = ("area",)
+        for i in range(n):
+            side = int(np.sqrt(y[i]))
+            images[i, :side, :side, :] = 250
+    is_val = np.zeros(n, bool)
+    is_val[::4] = True
+    return TaskData("toy", task, images, y, is_val, names, unit="px" if task == "regression" else "")
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """toy(task) -> TaskData, built once per task."""
+    cache: dict[str, TaskData] = {}
+
+    def get(task: str) -> TaskData:
+        if task not in cache:
+            cache[task] = toy_data(task)
+        return cache[task]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    """MobileNetV2 α=0.35 at 32 px with random weights: fast, deterministic, offline."""
+    from lib.backbones import load_backbone
+
+    return load_backbone(TINY["backbone"], TINY["input_size"], TINY["weights"])
