@@ -1,0 +1,929 @@
+"""Datasets as TaskData: the committed samples, and user zips or folders, validated.
+
+Only the standard library, numpy and PIL are imported here, so this loads fast.
+
+User data layouts (documented for the upload page):
+
+- binary / multiclass: one folder per class, as for
+  `keras.utils.image_dataset_from_directory`: `root/<class>/<image>` (images
+  may sit in sub-folders of a class folder; the whole tree may sit under one
+  top-level folder). Classes are sorted by name; for binary the first is the
+  negative class (0) and the second the positive one (1).
+- multilabel / regression: images plus one CSV (preferably `labels.csv`) with a
+  `filename` column holding paths relative to the CSV's folder.
+  - multilabel: either one 0/1 column per label (`filename,cat,dog,car`), or a
+    single column of `;`-separated label names (`filename,labels` with values
+    like `cat;dog`; an empty cell means no label).
+  - regression: exactly one numeric column; a unit may be given in its header
+    as `weight (kg)` or `weight [kg]`.
+
+Every image becomes 8-bit RGB. If all images share one size no larger than
+`UploadLimits.keep_size_up_to`, that size is kept; otherwise every image is
+resized (stretched, aspect ratio not kept, like Keras' loader) to
+`UploadLimits.image_size` square. Validation rows are a fixed, stratified ~25%
+chosen by a hash of each file's path, so re-uploading the same files gives the
+same split.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import tempfile
+import warnings
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lib.errors import DataError
+from lib.paths import SAMPLE_DATA
+from lib.taskdata import TASKS, TaskData
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+VAL_FRACTION = 0.25
+FILENAME_COLUMNS = ("filename", "file", "file_name", "image", "path")  # accepted, case-insensitive
+JUNK_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
+MAX_LISTED = 5  # names quoted in one message before "and N more"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What an upload may hold; checked before anything is extracted or decoded."""
+
+    max_upload_bytes: int = 50 * 2**20
+    max_uncompressed_bytes: int = 200 * 2**20
+    max_files: int = 5_000
+    max_images: int = 5_000
+    max_image_pixels: int = 40_000_000
+    max_classes: int = 100
+    image_size: int = 96  # square side images are resized to when their sizes differ
+    keep_size_up_to: int = 256  # a uniform size with both sides <= this is kept as it is
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _listing(names: list[str], limit: int = MAX_LISTED) -> str:
+    """'a, b, c' or 'a, b, c and 4 more'."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise DataError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS)}.")
+
+
+def _is_junk(name: str) -> bool:
+    """Hidden files and OS clutter (macOS resource forks, Windows thumbnails)."""
+    return name.startswith(".") or name in JUNK_NAMES
+
+
+# ---------------------------------------------------------------- sample datasets
+
+
+@cache
+def _cards() -> dict[str, dict]:
+    """Every sample dataset's card.json, by name."""
+    cards = {}
+    for path in sorted(SAMPLE_DATA.glob("*/card.json")):
+        card = json.loads(path.read_text(encoding="utf-8"))
+        cards[card["name"]] = card
+    return cards
+
+
+def list_datasets() -> list[dict]:
+    """Cards of the sample datasets (photos first): name, title, source, licence, sizes, tasks."""
+    cards = sorted(_cards().values(), key=lambda c: (c.get("kind") != "photo", c["name"]))
+    return copy.deepcopy(cards)
+
+
+def dataset_card(name: str) -> dict:
+    """The card of one sample dataset (a copy: callers may change it freely)."""
+    return copy.deepcopy(_card(name))
+
+
+def _card(name: str) -> dict:
+    cards = _cards()
+    if name not in cards:
+        raise DataError(f"There is no sample dataset {name!r}. Sample datasets: {', '.join(sorted(cards))}.")
+    return cards[name]
+
+
+def default_dataset(task: str) -> str:
+    """The sample dataset used when none is chosen: a real-photo one where it has the task."""
+    _check_task(task)
+    for card in list_datasets():  # photos come first
+        if task in card["tasks"]:
+            return card["name"]
+    raise DataError(f"No sample dataset has the {task} task.")
+
+
+@lru_cache(maxsize=8)
+def _sample_table(name: str) -> tuple[list[dict], np.ndarray]:
+    """(labels.csv rows, read-only uint8 RGB images) of one sample dataset, decoded once."""
+    folder = SAMPLE_DATA / name
+    with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    first = Image.open(folder / rows[0]["filename"])
+    images = np.empty((len(rows), first.height, first.width, 3), np.uint8)
+    for i, row in enumerate(rows):
+        with Image.open(folder / row["filename"]) as im:
+            images[i] = np.asarray(im.convert("RGB"))
+    images.flags.writeable = False  # shared by every call: nobody may change it in place
+    return rows, images
+
+
+def _sample_targets(rows: list[dict], task: str, spec: dict) -> np.ndarray:
+    """The task's y array from the label columns the card names."""
+    if task == "binary":
+        return np.array([int(r[spec["column"]]) for r in rows], np.int32)
+    if task == "multiclass":
+        index = {n: i for i, n in enumerate(spec["label_names"])}
+        return np.array([index[r[spec["column"]]] for r in rows], np.int32)
+    if task == "multilabel":
+        return np.array([[float(r[c]) for c in spec["columns"]] for r in rows], np.float32)
+    return np.array([float(r[spec["column"]]) for r in rows], np.float32)
+
+
+def load_sample(name: str, task: str) -> TaskData:
+    """One committed sample dataset for one task, with its fixed split."""
+    _check_task(task)
+    card = _card(name)
+    if task not in card["tasks"]:
+        raise DataError(
+            f"The sample dataset {name!r} has no {task} task; it has: {', '.join(card['tasks'])}. "
+            f"For {task}, try {default_dataset(task)!r}."
+        )
+    spec = card["tasks"][task]
+    rows, images = _sample_table(name)
+    notes = ()
+    if card.get("colour", "RGB") != "RGB":
+        notes = (f"Grayscale photos loaded as RGB (channel replicated) at {images.shape[2]}x{images.shape[1]} px.",)
+    return TaskData(
+        dataset=name,
+        task=task,
+        images=images,
+        y=_sample_targets(rows, task, spec),
+        is_val=np.array([r["split"] == "val" for r in rows]),
+        label_names=tuple(spec["label_names"]),
+        unit=spec.get("unit", ""),
+        description=spec["meaning"],
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------- zip extraction
+
+
+def _entry_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The safe relative path of a zip entry; None for OS clutter; DataError for unsafe entries."""
+    name = info.filename.replace("\\", "/")  # some Windows tools write backslashes
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise DataError(
+            f"The zip contains a symbolic link, {info.filename!r}; links are not accepted. "
+            "Zip the image files themselves."
+        )
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise DataError(
+            f"The zip contains an absolute path, {info.filename!r}. "
+            "Zip the folder with relative paths (e.g. `zip -r data.zip myfolder`)."
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DataError(
+            f"The zip contains a path that points outside the archive, {info.filename!r}. "
+            "Re-create the zip from the data folder without '..' in its paths."
+        )
+    if not parts or any(_is_junk(p) for p in parts):
+        return None
+    if info.flag_bits & 0x1:
+        raise DataError(f"The zip entry {info.filename!r} is password-protected; upload an unencrypted zip.")
+    return PurePosixPath(*parts)
+
+
+def _check_members(zf: zipfile.ZipFile, limits: UploadLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """Validate the central directory (counts, declared sizes, paths) before extracting anything."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_files:
+        raise DataError(
+            f"The zip holds {len(infos):,} entries; at most {limits.max_files:,} files are accepted. "
+            "Upload fewer images."
+        )
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_uncompressed_bytes:
+        raise DataError(
+            f"The zip would unpack to {_mb(total)}; at most {_mb(limits.max_uncompressed_bytes)} is accepted. "
+            "Upload fewer or smaller images."
+        )
+    members = []
+    for info in infos:
+        rel = _entry_path(info)
+        if rel is not None:
+            members.append((info, rel))
+    return members
+
+
+def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Extract one file, refusing to write more than it declared (or than the budget left)."""
+    written = 0
+    limit = min(info.file_size, budget)
+    try:
+        with zf.open(info) as src, open(target, "xb") as dst:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise DataError(
+                        f"The zip entry {info.filename!r} unpacks to more than it declares; "
+                        "the archive is damaged or malicious."
+                    )
+                dst.write(chunk)
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+        raise DataError(f"The zip entry {info.filename!r} cannot be extracted ({e}). Re-create the zip.") from e
+    return written
+
+
+def extract_zip(
+    zip_path_or_bytes: str | Path | bytes, dest_dir: Path, limits: UploadLimits = UploadLimits()
+) -> Path:
+    """Safely extract an uploaded zip into dest_dir (which must be empty or missing).
+
+    The archive's size, entry count, declared unpacked size and every path are
+    checked before anything is written; symlinks, absolute paths and '..' are
+    refused. Returns the data root: dest_dir, or the single top-level folder the
+    data sits under.
+    """
+    if isinstance(zip_path_or_bytes, bytes | bytearray):
+        size, source = len(zip_path_or_bytes), io.BytesIO(zip_path_or_bytes)
+    else:
+        path = Path(zip_path_or_bytes)
+        if not path.is_file():
+            raise DataError(f"The zip file {str(path)!r} does not exist.")
+        size, source = path.stat().st_size, path
+    if size > limits.max_upload_bytes:
+        raise DataError(
+            f"The upload is {_mb(size)}; at most {_mb(limits.max_upload_bytes)} is accepted. "
+            "Upload fewer or smaller images."
+        )
+    try:
+        zf = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError("The upload is not a valid zip archive. Zip your data folder and upload the .zip file.") from e
+
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    if any(dest_dir.iterdir()):
+        raise ValueError(f"extract_zip needs an empty destination; {dest_dir} is not empty")
+    base = dest_dir.resolve()
+    with zf:
+        members = _check_members(zf, limits)
+        try:
+            budget = limits.max_uncompressed_bytes
+            for info, rel in members:
+                target = base.joinpath(*rel.parts)
+                if not target.resolve().is_relative_to(base):  # belt and braces after _entry_path
+                    raise DataError(f"The zip entry {info.filename!r} would land outside the upload folder.")
+                if target.exists() and not info.is_dir():
+                    raise DataError(f"The zip holds {info.filename!r} twice; re-create the zip.")
+                try:
+                    if info.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:  # e.g. a file and a folder with the same name
+                    raise DataError(f"The zip entry {info.filename!r} cannot be extracted ({e}).") from e
+                budget -= _copy_entry(zf, info, target, budget)
+        except BaseException:
+            _empty_dir(dest_dir)  # never leave half an upload behind
+            raise
+    if not any(dest_dir.iterdir()):
+        raise DataError("The zip is empty (or holds only hidden/system files). Zip the folder with your images.")
+    return find_root(dest_dir)
+
+
+def _empty_dir(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def find_root(path: Path) -> Path:
+    """Step into a lone top-level folder (e.g. the one `zip -r data.zip data/` adds).
+
+    Stops at a folder whose only child holds images directly: that child is a
+    class folder, not a wrapper, and the single-class error must name it.
+    """
+    while True:
+        children = [c for c in path.iterdir() if not _is_junk(c.name)]
+        if len(children) != 1 or not children[0].is_dir():
+            return path
+        inner = [c for c in children[0].iterdir() if not _is_junk(c.name)]
+        if not any(c.is_dir() or c.suffix.lower() == ".csv" for c in inner):
+            return path
+        path = children[0]
+
+
+# ---------------------------------------------------------------- folder scanning
+
+
+def _scan(root: Path, limits: UploadLimits) -> list[PurePosixPath]:
+    """Relative paths of all visible regular files under root (symlinked folders are not followed)."""
+    files: list[PurePosixPath] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _is_junk(d))
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        for name in sorted(filenames):
+            if not _is_junk(name) and (Path(dirpath) / name).is_file():
+                files.append(rel_dir / name)
+        if len(files) > limits.max_files:
+            raise DataError(f"The folder holds more than {limits.max_files:,} files; upload fewer images.")
+    return files
+
+
+def _is_image_name(path: PurePosixPath) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+@dataclass
+class _Items:
+    """Images chosen for the task, with their targets, before decoding."""
+
+    paths: list[PurePosixPath]  # relative to the data root
+    y: np.ndarray
+    label_names: tuple[str, ...]
+    unit: str
+    description: str
+    notes: list[str]
+
+
+def _class_folder_items(root: Path, files: list[PurePosixPath], task: str, limits: UploadLimits) -> _Items:
+    """binary/multiclass: one folder per class, images anywhere inside it."""
+    class_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not _is_junk(p.name))
+    top_images = [str(f) for f in files if len(f.parts) == 1 and _is_image_name(f)]
+    if not class_dirs:
+        csvs = [str(f) for f in files if f.suffix.lower() == ".csv"]
+        hint = f" (it has {csvs[0]}: the multilabel and regression tasks read a labels CSV)" if csvs else ""
+        raise DataError(
+            f"The {task} task needs one folder per class (e.g. cats/001.jpg, dogs/001.jpg), "
+            f"but the upload has no folders{hint}. Put each class's images in a folder named after the class."
+        )
+    by_class: dict[str, list[PurePosixPath]] = {c: [] for c in class_dirs}
+    others: list[str] = []
+    for f in files:
+        if len(f.parts) == 1:
+            continue
+        if _is_image_name(f):
+            by_class[f.parts[0]].append(f)
+        else:
+            others.append(str(f))
+    _check_classes(task, {c: len(v) for c, v in by_class.items()}, limits)
+
+    notes = []
+    if top_images:
+        notes.append(f"{_plural(len(top_images), 'image')} outside any class folder ignored: {_listing(top_images)}.")
+    if others:
+        notes.append(f"{_plural(len(others), 'file')} without an image extension ignored: {_listing(others)}.")
+    if task == "binary":
+        notes.append(f"Positive class (1) is {class_dirs[1]!r}, negative (0) is {class_dirs[0]!r} (alphabetical order).")
+    elif len(class_dirs) == 2:
+        notes.append("Only 2 classes: the binary task fits this data too.")
+    paths = [p for c in class_dirs for p in by_class[c]]
+    y = np.array([i for i, c in enumerate(class_dirs) for _ in by_class[c]], np.int32)
+    desc = f"{len(class_dirs)} classes from folder names: {_listing(class_dirs, 10)}."
+    return _Items(paths, y, tuple(class_dirs), "", desc, notes)
+
+
+def _check_classes(task: str, counts: dict[str, int], limits: UploadLimits) -> None:
+    """Refuse class sets the task cannot use; counts are images per class folder."""
+    names = list(counts)
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise DataError(
+            f"Class folder{'s' if len(empty) > 1 else ''} {_listing(empty)} "
+            f"{'have' if len(empty) > 1 else 'has'} no images. Add images or remove the empty folder."
+        )
+    if len(names) == 1:
+        raise DataError(
+            f"Only one class folder was found ({names[0]!r}); the {task} task needs "
+            f"{'exactly 2' if task == 'binary' else 'at least 2'}. Add a folder for each class."
+        )
+    if task == "binary" and len(names) != 2:
+        raise DataError(
+            f"The binary task needs exactly 2 class folders; found {len(names)}: {_listing(names, 10)}. "
+            "Choose the multiclass task, or keep two folders."
+        )
+    if len(names) > limits.max_classes:
+        raise DataError(f"Found {len(names)} class folders; at most {limits.max_classes} classes are supported.")
+    _check_min_per_class(counts)
+
+
+def _check_min_per_class(counts: dict[str, int]) -> None:
+    few = [f"{c!r} ({n})" for c, n in counts.items() if n < 2]
+    if few:
+        raise DataError(
+            f"Every class needs at least 2 usable images (one is held out for validation); "
+            f"too few in: {_listing(few)}. Add images to those classes or remove them."
+        )
+
+
+# ---------------------------------------------------------------- labels CSV
+
+
+@dataclass
+class _Csv:
+    path: PurePosixPath  # relative to the data root
+    columns: list[str]  # label columns (without the filename column)
+    rows: list[tuple[int, PurePosixPath, list[str]]]  # (line number, image path from root, label cells)
+    notes: list[str]
+
+
+def _pick_csv(files: list[PurePosixPath], task: str) -> PurePosixPath:
+    csvs = [f for f in files if f.suffix.lower() == ".csv"]
+    if not csvs:
+        example = "filename,cat,dog" if task == "multilabel" else "filename,weight"
+        raise DataError(
+            f"The {task} task needs a labels CSV next to the images (e.g. labels.csv with a header "
+            f"like `{example}`); none was found. Class folders are only read for binary and multiclass."
+        )
+    if len(csvs) == 1:
+        return csvs[0]
+    named = sorted((f for f in csvs if f.name.lower() == "labels.csv"), key=lambda f: len(f.parts))
+    if named:
+        return named[0]
+    raise DataError(f"Found {len(csvs)} CSV files ({_listing([str(f) for f in csvs])}); name the labels file labels.csv.")
+
+
+def _csv_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # Excel's UTF-8 export starts with a BOM
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _delimiter(header: str) -> str:
+    """',' unless the header uses tabs or ';' instead (European Excel exports use ';')."""
+    for sep in (",", "\t", ";"):
+        if sep in header:
+            return sep
+    return ","
+
+
+def _clean_name(cell: str) -> PurePosixPath | None:
+    """A CSV file name as a relative path; None if it is absolute or leaves the folder."""
+    name = cell.strip().replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return PurePosixPath(*parts)
+
+
+def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
+    """Parse the labels CSV and match every row to an image file; refuse bad or unknown rows."""
+    csv_rel = _pick_csv(files, task)
+    text = _csv_text((root / csv_rel).read_bytes())
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise DataError(f"{csv_rel} is empty; it needs a header line such as `filename,label`.")
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(lines[0]))
+    header = [h.strip() for h in next(reader)]
+    lower = [h.lower() for h in header]
+    fcol = next((lower.index(c) for c in FILENAME_COLUMNS if c in lower), None)
+    if fcol is None:
+        raise DataError(f"{csv_rel} needs a 'filename' column naming each image; its header is: {', '.join(header)}.")
+    label_cols = [i for i, h in enumerate(header) if i != fcol and h]
+    if not label_cols:
+        raise DataError(f"{csv_rel} has no label column besides {header[fcol]!r}.")
+
+    base = csv_rel.parent  # file names are relative to the CSV's folder
+    images = {f.relative_to(base) for f in files if _is_image_name(f) and f.is_relative_to(base)}
+    by_basename = Counter(p.name for p in images)
+    basename_map = {p.name: p for p in images if by_basename[p.name] == 1}
+
+    rows, unknown, bad_names, seen, short = [], [], [], {}, []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        line = reader.line_num
+        if len(row) < len(header):
+            short.append(f"line {line}")
+            continue
+        cell = row[fcol]
+        rel = _clean_name(cell)
+        if rel is None:
+            bad_names.append(f"line {line}: {cell.strip()!r}")
+            continue
+        match = rel if rel in images else None
+        if match is None and len(rel.parts) == 1:  # a bare name may refer to an image in a sub-folder
+            match = basename_map.get(rel.name)
+        if match is None:
+            unknown.append(f"{cell.strip()} (line {line})")
+            continue
+        if match in seen:
+            raise DataError(f"{csv_rel} lists {cell.strip()!r} twice (lines {seen[match]} and {line}); keep one row per image.")
+        seen[match] = line
+        rows.append((line, base / match, [row[i].strip() for i in label_cols]))
+
+    if short:
+        raise DataError(f"{csv_rel} has rows with fewer cells than its header ({_listing(short)}); fill in every column.")
+    if bad_names:
+        raise DataError(
+            f"{csv_rel} has empty, absolute or '..' file names ({_listing(bad_names)}); "
+            "use paths relative to the CSV's folder."
+        )
+    if unknown:
+        raise DataError(
+            f"{csv_rel} names {_plural(len(unknown), 'image')} that {'is' if len(unknown) == 1 else 'are'} not in the upload: "
+            f"{_listing(unknown)}. Fix the file names or delete those rows."
+        )
+    notes = []
+    unlisted = sorted(str(base / p) for p in images - set(seen))
+    if unlisted:
+        notes.append(f"{_plural(len(unlisted), 'image')} with no row in {csv_rel} left out: {_listing(unlisted)}.")
+    if not rows:
+        raise DataError(f"{csv_rel} has no data rows; add one row per image.")
+    return _Csv(csv_rel, [header[i] for i in label_cols], rows, notes)
+
+
+def _is_binary_cell(v: str) -> bool:
+    return v.lower() in ("0", "1", "0.0", "1.0", "true", "false")
+
+
+def _multilabel_items(table: _Csv) -> _Items:
+    """multilabel: 0/1 columns, or one column of ';'-separated label names."""
+    cells = [r[2] for r in table.rows]
+    if len(table.columns) == 1:
+        if all(_is_binary_cell(c[0]) for c in cells):
+            raise DataError(
+                f"{table.path} has a single 0/1 column ({table.columns[0]!r}); multilabel needs at least 2 labels. "
+                "Add one 0/1 column per label, or use the binary task."
+            )
+        sets = [{s.strip() for s in c[0].split(";") if s.strip()} for c in cells]
+        names = sorted(set().union(*sets))
+        if len(names) < 2:
+            raise DataError(
+                f"{table.path} names fewer than 2 different labels in {table.columns[0]!r}; multilabel needs at "
+                "least 2 (write several as `cat;dog`)."
+            )
+        y = np.array([[float(n in s) for n in names] for s in sets], np.float32)
+        how = f"';'-separated names in column {table.columns[0]!r}"
+    else:
+        bad = [
+            f"line {line}, {col!r}: {v!r}"
+            for line, _, row in table.rows
+            for col, v in zip(table.columns, row, strict=True)
+            if not _is_binary_cell(v)
+        ]
+        if bad:
+            raise DataError(
+                f"Multilabel columns in {table.path} must hold 0 or 1 (or a single column of ';'-separated "
+                f"label names); found: {_listing(bad)}."
+            )
+        names = table.columns
+        y = np.array([[float(v.lower() in ("1", "1.0", "true")) for v in c] for c in cells], np.float32)
+        how = "one 0/1 column per label"
+    notes = list(table.notes)
+    positives = y.sum(axis=0)
+    never = [n for n, k in zip(names, positives, strict=True) if k == 0]
+    always = [n for n, k in zip(names, positives, strict=True) if k == len(y)]
+    if never:
+        notes.append(f"Label{'s' if len(never) > 1 else ''} never present in any image: {_listing(never)}; nothing to learn for them.")
+    if always:
+        notes.append(f"Label{'s' if len(always) > 1 else ''} present in every image: {_listing(always)}.")
+    empty = int((y.sum(axis=1) == 0).sum())
+    if empty:
+        notes.append(f"{_plural(empty, 'image')} with no label at all (kept: 'none of these' is a valid answer).")
+    desc = f"{len(names)} labels ({how}): {_listing(list(names), 10)}."
+    return _Items([r[1] for r in table.rows], y, tuple(names), "", desc, notes)
+
+
+def _unit_from_header(header: str) -> tuple[str, str]:
+    """'weight (kg)' or 'weight [kg]' -> ('weight', 'kg'); otherwise (header, '')."""
+    m = re.fullmatch(r"\s*(.*?)\s*[\(\[]\s*([^\)\]]+?)\s*[\)\]]\s*", header)
+    return (m.group(1) or header, m.group(2)) if m else (header, "")
+
+
+def _regression_items(table: _Csv) -> _Items:
+    """regression: one numeric column, finite everywhere, not constant."""
+    if len(table.columns) != 1:
+        raise DataError(
+            f"The regression task reads one numeric target column; {table.path} has {len(table.columns)} "
+            f"({_listing(table.columns)}). Keep only filename and the target."
+        )
+    col = table.columns[0]
+    values, not_numbers, not_finite = [], [], []
+    for line, path, (cell,) in table.rows:
+        where = f"{path.name} (line {line}): {cell!r}"
+        try:
+            v = float(cell) if cell else math.nan  # an empty cell is a missing target
+        except ValueError:
+            not_numbers.append(where)
+            continue
+        if math.isfinite(v):
+            values.append(v)
+        else:
+            not_finite.append(where)
+    if not_numbers:
+        raise DataError(
+            f"Regression targets in {col!r} must be numbers; {_plural(len(not_numbers), 'row')} "
+            f"{'is' if len(not_numbers) == 1 else 'are'} not: {_listing(not_numbers)}. "
+            "Fix or delete those rows (use '.' as the decimal point)."
+        )
+    if not_finite:
+        raise DataError(
+            f"Regression targets in {col!r} must be finite numbers; {_plural(len(not_finite), 'row')} "
+            f"{'is' if len(not_finite) == 1 else 'are'} empty, NaN or infinite: {_listing(not_finite)}. Fix or delete those rows."
+        )
+    y = np.array(values, np.float32)
+    if np.all(y == y[0]):
+        raise DataError(f"Every regression target in {col!r} is {values[0]:g}; there is nothing to learn.")
+    name, unit = _unit_from_header(col)
+    desc = f"{name} from {table.path}, {y.min():g} to {y.max():g}{' ' + unit if unit else ''}."
+    return _Items([r[1] for r in table.rows], y, (name,), unit, desc, list(table.notes))
+
+
+# ---------------------------------------------------------------- images
+
+
+def _open(path: Path, rel: PurePosixPath, limits: UploadLimits) -> Image.Image:
+    """Open (header only) with the pixel limit enforced; DataError for images too large."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise DataError(
+            f"{rel} is far too large to load ({e}); images may have at most "
+            f"{limits.max_image_pixels / 1e6:g} megapixels. Downscale it or remove it."
+        ) from e
+    w, h = im.size
+    if w * h > limits.max_image_pixels:
+        im.close()
+        raise DataError(
+            f"{rel} is {w}x{h} = {w * h / 1e6:.0f} megapixels; images may have at most "
+            f"{limits.max_image_pixels / 1e6:g} megapixels. Downscale it or remove it."
+        )
+    return im
+
+
+def _to_rgb(im: Image.Image) -> tuple[Image.Image, str | None]:
+    """8-bit RGB, and what kind of conversion was needed (None for none)."""
+    mode = im.mode
+    if mode == "RGB":
+        return im, None
+    if mode in ("1", "L"):
+        return im.convert("RGB"), "grayscale"
+    if mode.startswith("I"):  # 16-bit (I;16*) or 32-bit integer grayscale
+        a = np.asarray(im).astype(np.float64)
+        scale = 257.0 if mode.startswith("I;16") or a.max() > 255 else 1.0
+        return Image.fromarray(np.clip(np.rint(a / scale), 0, 255).astype(np.uint8)).convert("RGB"), "16-bit"
+    if mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        a = np.nan_to_num((a - lo) / (hi - lo) if hi > lo else a * 0) * 255
+        return Image.fromarray(np.rint(a).astype(np.uint8)).convert("RGB"), "floating-point"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB"), "transparency"
+    if mode == "P":
+        return im.convert("RGB"), "palette"
+    if mode == "CMYK":
+        return im.convert("RGB"), "CMYK"
+    return im.convert("RGB"), mode
+
+
+CONVERSION_NOTES = {
+    "grayscale": "grayscale, converted to RGB (channel replicated)",
+    "16-bit": "16-bit, scaled to 8-bit RGB",
+    "floating-point": "floating-point, rescaled to 8-bit RGB",
+    "transparency": "with transparency, placed on a white background",
+    "palette": "palette (indexed colour), converted to RGB",
+    "CMYK": "CMYK, converted to RGB",
+}
+
+
+def _target_size(sizes: list[tuple[int, int]], limits: UploadLimits) -> tuple[int, int]:
+    """(width, height) for every image: the common size if small enough, else the square default."""
+    if len(set(sizes)) == 1 and max(sizes[0]) <= limits.keep_size_up_to:
+        return sizes[0]
+    return limits.image_size, limits.image_size
+
+
+def _decode(im: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """Decode one opened image to uint8 RGB of the given (width, height)."""
+    if im.format == "JPEG":
+        im.draft("RGB", size)  # let libjpeg decode at a reduced scale: much faster for big photos
+    im = ImageOps.exif_transpose(im)  # phone photos store rotation in EXIF
+    im, kind = _to_rgb(im)
+    if im.size != size:
+        im = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(im, np.uint8), kind
+
+
+def _load_images(root: Path, paths: list[PurePosixPath], limits: UploadLimits) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images, usable mask, notes): unreadable files are skipped, oversized ones refused.
+
+    Two passes: headers first (cheap: sizes, pixel limit, non-images), so the
+    target size is known before any pixels are decoded. Files are closed
+    between passes: thousands of open images would exhaust file handles.
+    """
+    if len(paths) > limits.max_images:
+        raise DataError(f"The upload has {len(paths):,} images; at most {limits.max_images:,} are accepted.")
+    sizes: list[tuple[int, int] | None] = []
+    skipped: list[str] = []
+    for rel in paths:
+        try:
+            with _open(root / rel, rel, limits) as im:
+                sizes.append((im.height, im.width) if _rotated(im) else im.size)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            sizes.append(None)
+            reason = "not an image" if isinstance(e, UnidentifiedImageError) else f"unreadable: {e}"
+            skipped.append(f"{rel} ({reason})")
+    readable = [s for s in sizes if s is not None]
+    if not readable:
+        raise DataError(f"None of the {_plural(len(paths), 'image file')} could be read: {_listing(skipped)}.")
+    w, h = _target_size(readable, limits)
+    images = np.zeros((len(paths), h, w, 3), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    kinds: Counter[str] = Counter()
+    for i, (rel, size) in enumerate(zip(paths, sizes, strict=True)):
+        if size is None:
+            continue
+        try:
+            with _open(root / rel, rel, limits) as im:
+                images[i], kind = _decode(im, (w, h))
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            skipped.append(f"{rel} (damaged: {e})")
+            continue
+        ok[i] = True
+        if kind:
+            kinds[kind] += 1
+    if not ok.any():
+        raise DataError(f"None of the {_plural(len(paths), 'image file')} could be read: {_listing(skipped)}.")
+    return images, ok, _image_notes(skipped, kinds, readable, (w, h), int(ok.sum()))
+
+
+def _rotated(im: Image.Image) -> bool:
+    """True when EXIF says the stored pixels are rotated by 90 degrees."""
+    try:
+        return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # broken EXIF must not stop the upload; the pixels still decode
+        return False
+
+
+def _image_notes(
+    skipped: list[str], kinds: Counter[str], sizes: list[tuple[int, int]], size: tuple[int, int], n_ok: int
+) -> list[str]:
+    notes = []
+    if skipped:
+        notes.append(f"Skipped {_plural(len(skipped), 'file')} that could not be read as images: {_listing(skipped)}.")
+    for kind, n in sorted(kinds.items()):
+        notes.append(f"{_plural(n, 'image')} {CONVERSION_NOTES.get(kind, f'in {kind} mode, converted to RGB')}.")
+    distinct = set(sizes)
+    if len(distinct) > 1:
+        notes.append(
+            f"Images came in {len(distinct)} sizes; all {n_ok:,} were resized to {size[0]}x{size[1]} "
+            "(stretched: aspect ratio not kept)."
+        )
+    elif sizes[0] != size:
+        notes.append(f"All images are {sizes[0][0]}x{sizes[0][1]}; resized to {size[0]}x{size[1]}.")
+    return notes
+
+
+# ---------------------------------------------------------------- split
+
+
+def _hash_order(paths: list[PurePosixPath]) -> np.ndarray:
+    """A fixed pseudo-random order from each path's hash (independent of upload order)."""
+    keys = [hashlib.sha256(f"headlab-split:{p}".encode()).hexdigest() for p in paths]
+    return np.argsort(np.array(keys), kind="stable")
+
+
+def _strata(task: str, y: np.ndarray) -> np.ndarray:
+    """Groups to stratify the split by: class; rarest present label; or target quartile."""
+    if task in ("binary", "multiclass"):
+        return y
+    if task == "multilabel":
+        rarity = np.argsort(np.argsort(y.sum(axis=0)))  # 0 = rarest label
+        ranked = np.where(y > 0, rarity[None, :], len(rarity))
+        return ranked.min(axis=1)  # len(rarity) means "no label"
+    edges = np.quantile(y, [0.25, 0.5, 0.75])
+    return np.searchsorted(edges, y, side="right")
+
+
+def stratified_split(task: str, paths: list[PurePosixPath], y: np.ndarray, fraction: float = VAL_FRACTION) -> np.ndarray:
+    """is_val: ~fraction of each stratum, at least 1 of any stratum with 2+ members, never all of it."""
+    is_val = np.zeros(len(paths), bool)
+    order = _hash_order(paths)
+    strata = _strata(task, y)
+    for s in np.unique(strata):
+        members = order[strata[order] == s]
+        n = len(members)
+        n_val = min(max(round(fraction * n), 1), n - 1) if n >= 2 else 0
+        is_val[members[:n_val]] = True
+    return is_val
+
+
+# ---------------------------------------------------------------- user data entry points
+
+
+def load_folder(root: Path, task: str, limits: UploadLimits = UploadLimits(), name: str | None = None) -> TaskData:
+    """Validate and load a folder of user data (class folders, or images plus a labels CSV)."""
+    _check_task(task)
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder.")
+    root = find_root(root)
+    files = _scan(root, limits)
+    if not any(_is_image_name(f) for f in files):
+        raise DataError(
+            f"No image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). "
+            "Upload a zip of image folders or images with a labels CSV."
+        )
+    if task in ("binary", "multiclass"):
+        items = _class_folder_items(root, files, task, limits)
+    else:
+        table = _read_csv(root, files, task)
+        items = _multilabel_items(table) if task == "multilabel" else _regression_items(table)
+
+    images, ok, image_notes = _load_images(root, items.paths, limits)
+    paths = [p for p, k in zip(items.paths, ok, strict=True) if k]
+    images, y = images[ok], items.y[ok]
+    if task in ("binary", "multiclass"):  # skipped files may have emptied a class
+        _check_min_per_class({c: int((y == i).sum()) for i, c in enumerate(items.label_names)})
+    elif len(y) < 4:
+        raise DataError(f"Only {len(y)} usable images; the {task} task needs at least 4 (some go to validation).")
+    is_val = stratified_split(task, paths, y)
+    notes = items.notes + image_notes + _split_notes(task, y, is_val, items.label_names)
+    return TaskData(
+        dataset=name or root.name,
+        task=task,
+        images=images,
+        y=y,
+        is_val=is_val,
+        label_names=items.label_names,
+        unit=items.unit,
+        description=items.description,
+        notes=tuple(notes),
+    )
+
+
+def _split_notes(task: str, y: np.ndarray, is_val: np.ndarray, names: tuple[str, ...]) -> list[str]:
+    notes = [f"Split: {int((~is_val).sum()):,} training and {int(is_val.sum()):,} validation images (fixed, stratified)."]
+    if task == "multilabel":
+        missing = [n for n, k in zip(names, y[is_val].sum(axis=0), strict=True) if k == 0]
+        if missing:
+            notes.append(f"No validation image has label{'s' if len(missing) > 1 else ''} {_listing(missing)}; its scores will be undefined.")
+    return notes
+
+
+def load_dataset(name_or_path: str | Path, task: str, work_dir: Path | None = None) -> TaskData:
+    """A sample dataset by name, or a user zip/folder by path, validated like an upload.
+
+    Zips are extracted into a new folder under work_dir (kept), or into a
+    temporary folder that is removed once the images are in memory.
+    """
+    _check_task(task)
+    if str(name_or_path) in _cards():
+        return load_sample(str(name_or_path), task)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return load_folder(path, task, name=path.name)
+    if not path.is_file():
+        raise DataError(
+            f"{str(name_or_path)!r} is neither a sample dataset ({', '.join(sorted(_cards()))}) "
+            "nor an existing zip file or folder."
+        )
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path.name} is not a zip archive; give a .zip file, a folder or a sample dataset name.")
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=work_dir))
+        return load_folder(extract_zip(path, dest), task, name=path.stem)
+    with tempfile.TemporaryDirectory(prefix="headlab-upload-") as tmp:
+        return load_folder(extract_zip(path, Path(tmp)), task, name=path.stem)
