@@ -132,13 +132,18 @@ def status_advice(status: str) -> str:
     }[status]
 
 
+def torch_preprocess(x):
+    """torchvision's normalisation (the bundled port was trained with it); works on tensors in a graph."""
+    from keras.applications import imagenet_utils
+
+    return imagenet_utils.preprocess_input(x, mode="torch")
+
+
 def preprocess_fn(name: str) -> Callable:
     """The backbone's own preprocess_input (the bundled port normalises the torch way)."""
     spec = get_spec(name)
-    if spec.bundled and weights_status(name) == BUNDLED:
-        from lib.mobilenet_port import preprocess
-
-        return preprocess
+    if spec.bundled:
+        return torch_preprocess
     import importlib
 
     module = importlib.import_module(f"keras.applications.{spec.preprocess_module}")
@@ -177,11 +182,14 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
 
     status = weights_status(name, size)
     note = ""
-    if weights != "random" and status == BUNDLED:
-        from lib.mobilenet_port import load_pretrained_mobilenetv2, preprocess
+    if spec.bundled and status == BUNDLED:
+        from lib import mobilenet_port
 
-        model = load_pretrained_mobilenetv2(input_size=size, include_top=False)
-        return LoadedBackbone(name, size, BUNDLED, model, preprocess)
+        if weights == "random":  # the same architecture as the port, so only the weights differ
+            full = mobilenet_port.build_mobilenetv2_symmetric((size, size, 3), include_top=False)
+            return LoadedBackbone(name, size, "random (chosen)", full, torch_preprocess)
+        model = mobilenet_port.load_pretrained_mobilenetv2(input_size=size, include_top=False)
+        return LoadedBackbone(name, size, BUNDLED, model, torch_preprocess)
     ctor = getattr(keras.applications, spec.constructor)
     kwargs = {"include_top": False, "input_shape": (size, size, 3)}
     if spec.alpha is not None:
@@ -200,7 +208,7 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
         note = f"{spec.title}: ImageNet weights are not in the Keras cache; using random weights offline."
     if model is None:
         model = ctor(weights=None, **kwargs)
-    return LoadedBackbone(name, size, used, model, preprocess_fn(name) if used != BUNDLED else None, note)
+    return LoadedBackbone(name, size, used, model, preprocess_fn(name), note)
 
 
 def fetch_weights(names: list[str]) -> dict[str, str]:

@@ -51,11 +51,10 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
 
     if finite and final.size and np.ptp(final) < 1e-6:
         value = float(final.flat[0])
-        why = (" — softmax over one unit can say nothing else" if c.activation == "softmax" and final.shape[1] == 1
-               else "")
-        fell = _loss_fell(hist)
-        tail = (" even though the loss fell, because on TensorFlow the loss saw the pre-activation logits"
-                if fell and sweep.backend == "tensorflow" and c.activation in ("softmax", "sigmoid") else "")
+        one_softmax = c.activation == "softmax" and final.shape[1] == 1
+        why = " — softmax over one unit can say nothing else" if one_softmax else ""
+        tail = (" — even though the loss fell, because on TensorFlow the loss saw the pre-softmax logits"
+                if one_softmax and _loss_fell(hist) and sweep.backend == "tensorflow" else "")
         out.append(_symptom("constant_output", "error",
                             f"Every prediction is exactly {value:.4g}{why}{tail}.", "activation or units"))
     elif finite:

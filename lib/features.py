@@ -93,6 +93,7 @@ def compute_features(bb: LoadedBackbone, cut: Cut, images: np.ndarray, batch_siz
     """Resize, preprocess and run the frozen part of the backbone; float32 (N, h, w, c)."""
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # the last, smaller batch retraces once; not worth a notice
     extractor = _extractor(bb, cut)
 
     @tf.function(reduce_retracing=True)

@@ -1,0 +1,130 @@
+"""The sweep trainer: determinism, isolation of failures, the feature cache, and equality with model.fit."""
+
+import numpy as np
+import pytest
+
+from lib.diagnostics import annotate
+from lib.features import find_cut, get_features, single_tensor_cuts
+from lib.heads import parse_head_string
+from lib.paths import cache_dir
+from lib.reference import fit_full_model
+from lib.training import train
+
+
+def heads(task, *specs):
+    return [parse_head_string(task, s) for s in specs]
+
+
+def test_same_configs_and_seed_give_identical_curves(toy, tiny_backbone):
+    cfgs = heads("multiclass", "learning_rate=0.01", "hidden=16:relu,dropout=0.3,learning_rate=0.01")
+    a = train(cfgs, toy("multiclass"), epochs=4, seed=7, loaded=tiny_backbone)
+    b = train(list(reversed(cfgs)), toy("multiclass"), epochs=4, seed=7, loaded=tiny_backbone)
+    c = train(cfgs, toy("multiclass"), epochs=4, seed=8, loaded=tiny_backbone)
+    # same seed: identical, whichever column a head sits in
+    assert a.runs[0].history == b.runs[1].history
+    assert a.runs[1].history == b.runs[0].history
+    np.testing.assert_array_equal(a.runs[1].snapshots[4], b.runs[0].snapshots[4])
+    # another seed: another start
+    assert a.runs[0].history["loss"] != c.runs[0].history["loss"]
+
+
+def test_divergence_stops_one_run_and_leaves_the_others_untouched(toy, tiny_backbone):
+    good = heads("regression", "learning_rate=0.01")
+    bad = heads("regression", "optimizer=sgd,learning_rate=10,kernel_initializer=random_normal(stddev=100)")
+    alone = train(good, toy("regression"), epochs=6, seed=1, loaded=tiny_backbone)
+    mixed = train(bad + good, toy("regression"), epochs=6, seed=1, loaded=tiny_backbone)
+    diverged, ok = mixed.runs
+    assert diverged.status == "diverged" and 1 <= diverged.diverged_epoch < 6
+    assert len(diverged.history["loss"]) == diverged.diverged_epoch
+    assert ok.status == "ok" and ok.history == alone.runs[0].history
+    annotate(mixed)
+    assert diverged.diagnostics[0]["code"] == "diverged"
+    assert f"epoch {diverged.diverged_epoch}" in diverged.diagnostics[0]["message"]
+
+
+def test_a_head_keras_refuses_reports_an_error_and_the_rest_train(toy, tiny_backbone):
+    cfgs = heads("multiclass", "loss=categorical_crossentropy,labels=integer", "learning_rate=0.01")
+    sweep = annotate(train(cfgs, toy("multiclass"), epochs=2, seed=0, loaded=tiny_backbone))
+    refused, fine = sweep.runs
+    assert refused.status == "error" and "shape" in refused.error.lower()
+    assert refused.verdict.level == "error" and "integer_labels_onehot_loss" in refused.verdict.codes
+    assert refused.diagnostics[0]["code"] == "refused"
+    assert fine.status == "ok" and len(fine.history["loss"]) == 2
+
+
+def test_cached_features_train_exactly_like_fresh_ones(toy, tiny_backbone):
+    cfg = heads("binary", "learning_rate=0.01,pooling=flatten")
+    fresh = train(cfg, toy("binary"), epochs=3, seed=2, loaded=tiny_backbone, use_cache=False)
+    first = train(cfg, toy("binary"), epochs=3, seed=2, loaded=tiny_backbone)
+    second = train(cfg, toy("binary"), epochs=3, seed=2, loaded=tiny_backbone)
+    assert second.timing["features_cached"] and not fresh.timing["features_cached"]
+    assert fresh.runs[0].history == first.runs[0].history == second.runs[0].history
+
+
+def test_a_damaged_cache_entry_is_recomputed(toy, tiny_backbone):
+    data = toy("binary")
+    cut = find_cut(tiny_backbone.model, 0)
+    good = get_features(tiny_backbone, cut, data).features
+    for f in (cache_dir() / "features").glob("*.npy"):
+        f.write_bytes(f.read_bytes()[:100])  # as if the process died mid-write without the atomic rename
+    again = get_features(tiny_backbone, cut, data)
+    assert not again.cached
+    np.testing.assert_array_equal(again.features, good)
+
+
+def test_unwritable_cache_trains_from_memory_and_says_so(toy, tiny_backbone, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("HEADLAB_CACHE", str(blocker))
+    sweep = train(heads("binary", ""), toy("binary"), epochs=1, seed=0, loaded=tiny_backbone)
+    assert sweep.runs[0].status == "ok"
+    assert any("cache is off" in n for n in sweep.notes)
+
+
+def test_cut_points_are_single_tensor_block_boundaries(tiny_backbone):
+    model = tiny_backbone.model
+    cuts = single_tensor_cuts(model)
+    names = [model.layers[i].name for i in cuts]
+    # inside a residual block (between its input and its Add) the graph carries two tensors
+    assert "block_2_project_BN" not in names and "block_2_add" in names and "block_4_expand" not in names and "block_3_expand" in names
+    cut = find_cut(model, 10)
+    assert cut.index in cuts and cut.unfrozen_layers >= 10
+    assert find_cut(model, 0).unfrozen_layers == 0
+
+
+@pytest.mark.parametrize("spec", [
+    "learning_rate=0.01",
+    "activation=softmax,units=1,learning_rate=0.01",  # Keras's logits fallback must be reproduced exactly
+    "hidden=8:relu,unfrozen=12,learning_rate=0.01",  # partial fine-tuning from cached cut activations
+])
+def test_fast_path_matches_model_fit_of_the_whole_model(toy, tiny_backbone, spec):
+    cfg = parse_head_string("binary", spec)
+    fast = train([cfg], toy("binary"), epochs=3, seed=4, loaded=tiny_backbone, shuffle=False).runs[0]
+    ref = fit_full_model(cfg, toy("binary"), tiny_backbone, epochs=3, seed=4)
+    np.testing.assert_allclose(fast.history["loss"], ref["loss"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fast.history["val_loss"], ref["val_loss"], rtol=1e-4, atol=1e-6)
+
+
+def test_softmax_over_one_unit_outputs_one_while_its_loss_falls(toy, tiny_backbone):
+    cfgs = heads("binary", "activation=sigmoid,learning_rate=0.05", "activation=softmax,units=1,learning_rate=0.05")
+    sweep = annotate(train(cfgs, toy("binary"), epochs=5, seed=0, loaded=tiny_backbone))
+    sigmoid, softmax = sweep.runs
+    assert softmax.history["loss"][-1] < softmax.history["loss"][0]  # the curve looks healthy...
+    np.testing.assert_allclose(softmax.history["loss"], sigmoid.history["loss"], rtol=1e-5)
+    assert np.all(softmax.snapshots[5] == 1.0)  # ...but predict() says 1.0 for everything
+    assert softmax.final["val_accuracy"] == pytest.approx(np.mean(sweep.y_val == 1))
+    codes = [d["code"] for d in softmax.diagnostics]
+    assert "constant_output" in codes and "loss_hides_outputs" in codes
+    assert "even though the loss fell" in softmax.diagnostics[0]["message"]
+    assert not any(d["severity"] == "error" for d in sigmoid.diagnostics)
+
+
+def test_history_and_snapshots_have_the_promised_shape(toy, tiny_backbone):
+    sweep = train(heads("multilabel", "learning_rate=0.01"), toy("multilabel"), epochs=5, seed=0, loaded=tiny_backbone)
+    run = sweep.runs[0]
+    assert run.history["epoch"] == [1, 2, 3, 4, 5]
+    for key in ("loss", "val_loss", "grad_norm", "val_exact_match", "val_hamming_accuracy"):
+        assert len(run.history[key]) == 5
+    assert sorted(run.snapshots) == [0, 1, 2, 5]
+    assert run.snapshots[0].shape == (len(sweep.y_val), 3)
+    assert sweep.backend == "tensorflow" and sweep.keras_version.startswith("3.")
