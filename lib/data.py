@@ -10,10 +10,15 @@ User data layouts (documented for the upload page):
   top-level folder). Classes are sorted by name; for binary the first is the
   negative class (0) and the second the positive one (1).
 - multilabel / regression: images plus one CSV (preferably `labels.csv`) with a
-  `filename` column holding paths relative to the CSV's folder.
-  - multilabel: either one 0/1 column per label (`filename,cat,dog,car`), or a
-    single column of `;`-separated label names (`filename,labels` with values
-    like `cat;dog`; an empty cell means no label).
+  `filename` column (or `file`, `image`, `path`) holding paths relative to the
+  CSV's folder; a bare file name also finds a unique image in a sub-folder, and
+  case is ignored when that is unambiguous. The CSV may be comma-, semicolon-
+  or tab-separated. Images without a row are left out (noted); rows naming
+  files that are not there are refused.
+  - multilabel: either one 0/1 column per label (`filename,cat,dog,car`;
+    true/false also accepted), or a single column of `;`-separated label names
+    (`filename,labels` with values like `cat;dog`; an empty cell means no
+    label; labels are then ordered alphabetically).
   - regression: exactly one numeric column; a unit may be given in its header
     as `weight (kg)` or `weight [kg]`.
 
@@ -422,7 +427,7 @@ def _check_classes(task: str, counts: dict[str, int], limits: UploadLimits) -> N
     empty = [c for c, n in counts.items() if n == 0]
     if empty:
         raise DataError(
-            f"Class folder{'s' if len(empty) > 1 else ''} {_listing(empty)} "
+            f"Class folder{'s' if len(empty) > 1 else ''} {_listing([repr(c) for c in empty])} "
             f"{'have' if len(empty) > 1 else 'has'} no images. Add images or remove the empty folder."
         )
     if len(names) == 1:
@@ -521,8 +526,11 @@ def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
 
     base = csv_rel.parent  # file names are relative to the CSV's folder
     images = {f.relative_to(base) for f in files if _is_image_name(f) and f.is_relative_to(base)}
+    # Fallbacks for hand-written CSVs: a bare name for an image in a sub-folder, or different case.
     by_basename = Counter(p.name for p in images)
     basename_map = {p.name: p for p in images if by_basename[p.name] == 1}
+    by_lower = Counter(str(p).lower() for p in images)
+    lower_map = {str(p).lower(): p for p in images if by_lower[str(p).lower()] == 1}
 
     rows, unknown, bad_names, seen, short = [], [], [], {}, []
     for row in reader:
@@ -537,8 +545,8 @@ def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
         if rel is None:
             bad_names.append(f"line {line}: {cell.strip()!r}")
             continue
-        match = rel if rel in images else None
-        if match is None and len(rel.parts) == 1:  # a bare name may refer to an image in a sub-folder
+        match = rel if rel in images else lower_map.get(str(rel).lower())
+        if match is None and len(rel.parts) == 1:
             match = basename_map.get(rel.name)
         if match is None:
             unknown.append(f"{cell.strip()} (line {line})")
@@ -675,10 +683,10 @@ def _open(path: Path, rel: PurePosixPath, limits: UploadLimits) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
-    except Image.DecompressionBombError as e:
+    except Image.DecompressionBombError as e:  # PIL refuses before we can read the size
         raise DataError(
-            f"{rel} is far too large to load ({e}); images may have at most "
-            f"{limits.max_image_pixels / 1e6:g} megapixels. Downscale it or remove it."
+            f"{rel} is far too large to load (over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels); "
+            f"images may have at most {limits.max_image_pixels / 1e6:g} megapixels. Downscale it or remove it."
         ) from e
     w, h = im.size
     if w * h > limits.max_image_pixels:
