@@ -11,8 +11,8 @@ User data layouts (documented for the upload page):
   negative class (0) and the second the positive one (1).
 - multilabel / regression: images plus one CSV (preferably `labels.csv`) with a
   `filename` column (or `file`, `image`, `path`) holding paths relative to the
-  CSV's folder; a bare file name also finds a unique image in a sub-folder, and
-  case is ignored when that is unambiguous. The CSV may be comma-, semicolon-
+  CSV's folder or the data root; a bare file name also finds a unique image in
+  a sub-folder, and case is ignored when that is unambiguous. The CSV may be comma-, semicolon-
   or tab-separated. Images without a row are left out (noted); rows naming
   files that are not there are refused.
   - multilabel: either one 0/1 column per label (`filename,cat,dog,car`;
@@ -49,6 +49,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -151,8 +152,8 @@ def _sample_table(name: str) -> tuple[list[dict], np.ndarray]:
     folder = SAMPLE_DATA / name
     with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    first = Image.open(folder / rows[0]["filename"])
-    images = np.empty((len(rows), first.height, first.width, 3), np.uint8)
+    with Image.open(folder / rows[0]["filename"]) as first:
+        images = np.empty((len(rows), first.height, first.width, 3), np.uint8)
     for i, row in enumerate(rows):
         with Image.open(folder / row["filename"]) as im:
             images[i] = np.asarray(im.convert("RGB"))
@@ -270,7 +271,7 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget
 
 
 def extract_zip(
-    zip_path_or_bytes: str | Path | bytes, dest_dir: Path, limits: UploadLimits = UploadLimits()
+    zip_path_or_bytes: str | Path | bytes | BinaryIO, dest_dir: Path, limits: UploadLimits = UploadLimits()
 ) -> Path:
     """Safely extract an uploaded zip into dest_dir (which must be empty or missing).
 
@@ -279,6 +280,8 @@ def extract_zip(
     refused. Returns the data root: dest_dir, or the single top-level folder the
     data sits under.
     """
+    if hasattr(zip_path_or_bytes, "read"):  # e.g. Streamlit's UploadedFile
+        zip_path_or_bytes = zip_path_or_bytes.read(limits.max_upload_bytes + 1)
     if isinstance(zip_path_or_bytes, bytes | bytearray):
         size, source = len(zip_path_or_bytes), io.BytesIO(zip_path_or_bytes)
     else:
@@ -507,6 +510,33 @@ def _clean_name(cell: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
+class _NameIndex:
+    """Finds the image a CSV cell names, forgiving the usual slips of hand-written CSVs.
+
+    Tried in order: relative to the CSV's folder, then to the data root (each
+    exactly, then ignoring case), and a bare file name unique in the upload.
+    """
+
+    def __init__(self, images: list[PurePosixPath]) -> None:
+        self.images = set(images)
+        lower = Counter(str(p).lower() for p in images)
+        self.by_lower = {str(p).lower(): p for p in images if lower[str(p).lower()] == 1}
+        names = Counter(p.name for p in images)
+        self.by_name = {p.name: p for p in images if names[p.name] == 1}
+
+    def find(self, rel: PurePosixPath, csv_dir: PurePosixPath) -> PurePosixPath | None:
+        # Leading folders are dropped one by one: a CSV written from the parent folder
+        # ("images/a.png") still finds a.png when the upload's root is images/ itself.
+        for k in range(len(rel.parts)):
+            tail = PurePosixPath(*rel.parts[k:])
+            for c in (csv_dir / tail, tail):
+                if c in self.images:
+                    return c
+                if str(c).lower() in self.by_lower:
+                    return self.by_lower[str(c).lower()]
+        return self.by_name.get(rel.name) if len(rel.parts) == 1 else None
+
+
 def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
     """Parse the labels CSV and match every row to an image file; refuse bad or unknown rows."""
     csv_rel = _pick_csv(files, task)
@@ -524,14 +554,7 @@ def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
     if not label_cols:
         raise DataError(f"{csv_rel} has no label column besides {header[fcol]!r}.")
 
-    base = csv_rel.parent  # file names are relative to the CSV's folder
-    images = {f.relative_to(base) for f in files if _is_image_name(f) and f.is_relative_to(base)}
-    # Fallbacks for hand-written CSVs: a bare name for an image in a sub-folder, or different case.
-    by_basename = Counter(p.name for p in images)
-    basename_map = {p.name: p for p in images if by_basename[p.name] == 1}
-    by_lower = Counter(str(p).lower() for p in images)
-    lower_map = {str(p).lower(): p for p in images if by_lower[str(p).lower()] == 1}
-
+    index = _NameIndex([f for f in files if _is_image_name(f)])
     rows, unknown, bad_names, seen, short = [], [], [], {}, []
     for row in reader:
         if not any(cell.strip() for cell in row):
@@ -545,16 +568,14 @@ def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
         if rel is None:
             bad_names.append(f"line {line}: {cell.strip()!r}")
             continue
-        match = rel if rel in images else lower_map.get(str(rel).lower())
-        if match is None and len(rel.parts) == 1:
-            match = basename_map.get(rel.name)
+        match = index.find(rel, csv_rel.parent)
         if match is None:
             unknown.append(f"{cell.strip()} (line {line})")
             continue
         if match in seen:
             raise DataError(f"{csv_rel} lists {cell.strip()!r} twice (lines {seen[match]} and {line}); keep one row per image.")
         seen[match] = line
-        rows.append((line, base / match, [row[i].strip() for i in label_cols]))
+        rows.append((line, match, [row[i].strip() for i in label_cols]))
 
     if short:
         raise DataError(f"{csv_rel} has rows with fewer cells than its header ({_listing(short)}); fill in every column.")
@@ -569,7 +590,7 @@ def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
             f"{_listing(unknown)}. Fix the file names or delete those rows."
         )
     notes = []
-    unlisted = sorted(str(base / p) for p in images - set(seen))
+    unlisted = sorted(str(p) for p in index.images - set(seen))
     if unlisted:
         notes.append(f"{_plural(len(unlisted), 'image')} with no row in {csv_rel} left out: {_listing(unlisted)}.")
     if not rows:

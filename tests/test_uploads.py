@@ -237,6 +237,20 @@ def test_exif_rotation_is_applied(tmp_path):
     assert td.images.shape == (4, 20, 10, 3)  # all portrait: one size, kept
 
 
+def test_csv_inside_the_image_folder_may_name_paths_from_the_root(tmp_path):
+    files = {f"data/images/{n}": img(value=10 + 7 * i) for i, n in enumerate(NAMES)}
+    files["data/images/labels.csv"] = "\n".join(["filename,value"] + [f"images/{n},{i}" for i, n in enumerate(NAMES)]).encode()
+    td = load_zip(tmp_path, files, "regression")
+    assert td.y.tolist() == list(range(8))
+
+
+def test_extract_accepts_an_open_file(tmp_path):
+    zpath = make_zip(tmp_path / "a.zip", classes({"cats": 2, "dogs": 2}))
+    with open(zpath, "rb") as f:
+        root = extract_zip(f, tmp_path / "dest")
+    assert sorted(p.name for p in root.iterdir()) == ["cats", "dogs"]
+
+
 def test_csv_names_match_case_insensitively(tmp_path):
     rows = ["filename,value"] + [f"IMAGES/{n.upper()},{i}" for i, n in enumerate(NAMES)]
     td = load_zip(tmp_path, csv_upload("\n".join(rows), NAMES), "regression")
