@@ -230,24 +230,29 @@ def _entry_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
 
 
 def _check_members(zf: zipfile.ZipFile, limits: UploadLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """Validate the central directory (counts, declared sizes, paths) before extracting anything."""
+    """Validate the central directory (paths, counts, declared sizes) before extracting anything.
+
+    OS clutter (__MACOSX/, .DS_Store) is not extracted, so it does not count
+    against the limits: a Mac zip holds a '._' twin of every file.
+    """
     infos = zf.infolist()
-    if len(infos) > limits.max_files:
+    if len(infos) > 4 * limits.max_files:  # even clutter costs time to look at
         raise DataError(
             f"The zip holds {len(infos):,} entries; at most {limits.max_files:,} files are accepted. "
             "Upload fewer images."
         )
-    total = sum(i.file_size for i in infos)
+    members = [(info, rel) for info in infos if (rel := _entry_path(info)) is not None]
+    n_files = sum(not info.is_dir() for info, _ in members)
+    if n_files > limits.max_files:
+        raise DataError(
+            f"The zip holds {n_files:,} files; at most {limits.max_files:,} are accepted. Upload fewer images."
+        )
+    total = sum(info.file_size for info, _ in members)
     if total > limits.max_uncompressed_bytes:
         raise DataError(
             f"The zip would unpack to {_mb(total)}; at most {_mb(limits.max_uncompressed_bytes)} is accepted. "
             "Upload fewer or smaller images."
         )
-    members = []
-    for info in infos:
-        rel = _entry_path(info)
-        if rel is not None:
-            members.append((info, rel))
     return members
 
 
@@ -672,7 +677,7 @@ def _regression_items(table: _Csv) -> _Items:
         except ValueError:
             not_numbers.append(where)
             continue
-        if math.isfinite(v):
+        if math.isfinite(v) and abs(v) < 1e30:  # beyond that, float32 (what training uses) overflows
             values.append(v)
         else:
             not_finite.append(where)

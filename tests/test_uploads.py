@@ -416,8 +416,11 @@ def test_entry_that_lies_about_its_size_is_refused(tmp_path):
 
 def test_too_many_files(tmp_path):
     files = {f"a/{i}.png": b"" for i in range(5_001)}
-    with pytest.raises(DataError, match="holds 5,001 entries; at most 5,000 files"):
+    with pytest.raises(DataError, match="holds 5,001 files; at most 5,000 are accepted"):
         extract_zip(make_zip(tmp_path / "many.zip", files), tmp_path / "dest")
+    clutter = {f"__MACOSX/a/._{i}.png": b"" for i in range(5_000)} | {"a/1.png": b"", "b/2.png": b""}
+    root = extract_zip(make_zip(tmp_path / "mac.zip", clutter), tmp_path / "mac")  # clutter is not counted
+    assert sorted(p.name for p in root.iterdir()) == ["a", "b"]
 
 
 def test_upload_too_big_and_not_a_zip(tmp_path):
