@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -128,60 +130,125 @@ def snapshot_epochs(epochs: int) -> list[int]:
     return sorted(e for e in marks if e <= epochs)
 
 
-class _HeadRunner:
-    """State of one head during a sweep: its model, optimizer and compiled epoch/eval functions."""
+def _structure_key(config: HeadConfig, *shapes) -> tuple:
+    """What decides a head's graph: everything but the values (initializers, learning rate, name),
+    which enter the graph as state, so heads that differ only in those share one traced graph."""
+    c = config.with_(kernel_initializer="zeros", bias_initializer="zeros", learning_rate=1.0, name="")
+    return (c, *shapes)
 
-    def __init__(self, config, feats_tr, feats_va, y_tr_raw, y_va_raw, n_outputs, seed, batch_size,
-                 backbone, cut: Cut):
+
+class _Compiled:
+    """A head model, its optimizer and their traced epoch/evaluation graphs, for one head structure.
+
+    Tracing costs more than training a small head, so compiled heads are pooled and reused: a new
+    head of the same structure copies its starting weights and optimizer state into a free one.
+    """
+
+    def __init__(self, model, out_layer, loss_fn, opt, n: int, batch_size: int):
+        import tensorflow as tf
+
+        self.model, self.loss_fn, self.opt = model, loss_fn, opt
+        tvars = model.trainable_variables
+        head_ids = {id(v) for v in out_layer.trainable_variables}
+        head_idx = [i for i, v in enumerate(tvars) if id(v) in head_ids]
+        n_full, rem = divmod(n, batch_size)
+
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                out = model(xb, training=True)
+                loss = loss_fn(yb, out)
+            grads = tape.gradient(loss, tvars)
+            grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, tvars)]
+            opt.apply(grads, tvars)
+            return tf.cast(loss, tf.float32), tf.linalg.global_norm([grads[i] for i in head_idx])
+
+        @tf.function
+        def train_epoch(x, y, order):
+            loss_sum, gnorm_sum = tf.constant(0.0), tf.constant(0.0)
+            # Full batches have a static size (a cheaper loop); the smaller last batch runs once after.
+            for b in tf.range(n_full):
+                idx = tf.slice(order, [b * batch_size], [batch_size])
+                loss, gnorm = step(tf.gather(x, idx), tf.gather(y, idx))
+                loss_sum += loss * batch_size  # Keras's epoch loss: batch losses weighted by batch size
+                gnorm_sum += gnorm
+            if rem:
+                idx = order[n_full * batch_size:]
+                loss, gnorm = step(tf.gather(x, idx), tf.gather(y, idx))
+                loss_sum += loss * rem
+                gnorm_sum += gnorm
+            return loss_sum / n, gnorm_sum / (n_full + (1 if rem else 0))
+
+        @tf.function
+        def evaluate(x, y):
+            out = model(x, training=False)
+            return out, loss_fn(y, out)
+
+        self.train_epoch, self.evaluate = train_epoch, evaluate
+
+    def load_state(self, model, opt) -> None:
+        """Start from another (freshly built) head's weights, RNG state and optimizer state."""
+        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
+            mine.assign(theirs.value)
+        for mine, theirs in zip(self.opt.variables, opt.variables, strict=True):
+            mine.assign(theirs.value)
+
+
+_POOL: OrderedDict[tuple, list[_Compiled]] = OrderedDict()  # structure -> idle compiled heads
+_POOL_MAX = 64
+_POOL_LOCK = threading.Lock()
+
+
+class _HeadRunner:
+    """One head during a sweep: a compiled head checked out of the pool, started from this config's
+    own initial weights, learning rate and seeds."""
+
+    def __init__(self, config, x_tr, x_va, y_tr_raw, y_va_raw, n_outputs, seed, batch_size,
+                 backbone, cut: Cut, backbone_id: tuple):
         import keras
         import tensorflow as tf
 
         self.config = config
+        feats_tr, feats_va = x_tr, x_va
         keras.utils.set_random_seed(seed)  # per head, so its start does not depend on its column
-        self.model, self.out_layer, self.notes = build_head(
+        model, out_layer, self.notes = build_head(
             config, feats_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index)
-        self.loss_fn = make_loss(config)
-        self.opt = make_optimizer(config)
-        self.vars = self.model.trainable_variables
-        self.opt.build(self.vars)
-        head_ids = {id(v) for v in self.out_layer.trainable_variables}
-        self.head_idx = [i for i, v in enumerate(self.vars) if id(v) in head_ids]
-        self.x_tr = tf.constant(feats_tr)
-        self.x_va = tf.constant(feats_va)
+        opt = make_optimizer(config)
+        opt.build(model.trainable_variables)
+        self.x_tr, self.x_va = x_tr, x_va  # tensors shared by every head on the same cut
         self.y_tr = tf.constant(encode_targets(config, y_tr_raw, n_outputs))
         self.y_va = tf.constant(encode_targets(config, y_va_raw, n_outputs))
-        n = int(feats_tr.shape[0])
-        n_batches = math.ceil(n / batch_size)
-        model, loss_fn, opt, tvars, head_idx = self.model, self.loss_fn, self.opt, self.vars, self.head_idx
+        self.key = _structure_key(config, feats_tr.shape, feats_va.shape, self.y_tr.shape, self.y_tr.dtype.name,
+                                  batch_size, cut.index, backbone_id)
+        with _POOL_LOCK:
+            idle = _POOL.get(self.key)
+            compiled = idle.pop() if idle else None
+        if compiled is None:
+            compiled = _Compiled(model, out_layer, make_loss(config), opt, int(feats_tr.shape[0]), batch_size)
+        else:
+            compiled.load_state(model, opt)
+        self.compiled = compiled
+        self.loss_fn = compiled.loss_fn
 
-        @tf.function
-        def train_epoch(order):
-            loss_sum = tf.constant(0.0)
-            gnorm_sum = tf.constant(0.0)
-            for b in tf.range(n_batches):
-                idx = order[b * batch_size:tf.minimum((b + 1) * batch_size, n)]
-                xb = tf.gather(self.x_tr, idx)
-                yb = tf.gather(self.y_tr, idx)
-                with tf.GradientTape() as tape:
-                    out = model(xb, training=True)
-                    loss = loss_fn(yb, out)
-                grads = tape.gradient(loss, tvars)
-                grads = [g if g is not None else tf.zeros_like(v) for g, v in zip(grads, tvars)]
-                opt.apply(grads, tvars)
-                # Keras's epoch loss is the batch-size-weighted mean of batch losses: match it.
-                loss_sum += tf.cast(loss, tf.float32) * tf.cast(tf.shape(idx)[0], tf.float32)
-                gnorm_sum += tf.linalg.global_norm([grads[i] for i in head_idx])
-            return loss_sum / n, gnorm_sum / n_batches
+    def release(self) -> None:
+        """Return the compiled head to the pool for the next head of this structure."""
+        with _POOL_LOCK:
+            _POOL.setdefault(self.key, []).append(self.compiled)
+            _POOL.move_to_end(self.key)
+            while sum(len(v) for v in _POOL.values()) > _POOL_MAX:
+                oldest = next(iter(_POOL))
+                _POOL[oldest].pop(0)
+                if not _POOL[oldest]:
+                    del _POOL[oldest]
 
-        @tf.function
-        def evaluate():
-            out = model(self.x_va, training=False)
-            return out, loss_fn(self.y_va, out)
+    def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
+        loss, gnorm = self.compiled.train_epoch(self.x_tr, self.y_tr, order)
+        return float(loss), float(gnorm)
 
-        self.train_epoch, self.evaluate = train_epoch, evaluate
+    def evaluate(self):
+        return self.compiled.evaluate(self.x_va, self.y_va)
 
     def weights_finite(self) -> bool:
-        return all(np.all(np.isfinite(v.numpy())) for v in self.vars)
+        return all(np.all(np.isfinite(v.numpy())) for v in self.compiled.model.trainable_variables)
 
 
 def _first_line(e: BaseException) -> str:
@@ -227,12 +294,12 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     # Features: one extraction per distinct cut point, shared by every head that uses it.
     t0 = time.perf_counter()
     cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in configs}
-    features: dict[int, np.ndarray] = {}
+    features: dict[int, tuple] = {}  # cut index -> (train, validation) feature tensors
     all_cached = True
     for k, cut in enumerate(sorted(set(cuts.values()), key=lambda c: -c.index)):
         fr = get_features(bb, cut, data, use_cache,
                           progress=lambda f, k=k: emit({"stage": "features", "fraction": (k + f) / len(set(cuts.values()))}))
-        features[cut.index] = fr.features
+        features[cut.index] = (tf.constant(fr.features[~data.is_val]), tf.constant(fr.features[data.is_val]))
         all_cached &= fr.cached
         if fr.cache_note and fr.cache_note not in notes:
             notes.append(fr.cache_note)
@@ -254,13 +321,13 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         run.history = {"epoch": [], "loss": [], "val_loss": [], "grad_norm": [],
                        **{m: [] for m in M.metric_names(data.task)}}
         runs.append(run)
-        feats = features[cuts[config.unfrozen].index]
+        x_tr, x_va = features[cuts[config.unfrozen].index]
         t_run = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                runner = _HeadRunner(config, feats[tr], feats[va], y_tr, y_va, n_out, seed, batch_size,
-                                     bb.model, cuts[config.unfrozen])
+                runner = _HeadRunner(config, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size,
+                                     bb.model, cuts[config.unfrozen], (bb.name, bb.size, bb.weights_id))
                 out, val_loss = runner.evaluate()
                 run.snapshots[0] = out.numpy()
                 run.final["initial_val_loss"] = float(val_loss)
@@ -309,6 +376,8 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
 
     for run, runner in zip(runs, runners):
         _finalise(run, runner, y_va, data.task)
+        if runner is not None:
+            runner.release()
     t_train = time.perf_counter() - t1
     return SweepResult(
         runs=runs, task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
