@@ -1,0 +1,97 @@
+"""The headless CLI: a real sweep writes the promised JSON; bad calls exit 2 with one clear line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "lib", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def test_sweep_writes_the_documented_json(tmp_path, capsys):
+    out = tmp_path / "result.json"
+    code = main(["sweep", "--task", "binary", "--dataset", "fashion", "--size", "64", "--epochs", "3",
+                 "--seed", "5", "--quiet", "--out", str(out),
+                 "--head", "units=1,activation=sigmoid,loss=binary_crossentropy",
+                 "--head", "units=1,activation=softmax,loss=binary_crossentropy"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["backend"] == "tensorflow" and report["keras_version"].startswith("3.")
+    assert report["weights"] == "imagenet (bundled)" and report["dataset"] == "fashion"
+    assert {"features_seconds", "training_seconds"} <= set(report["timing"])
+    sigmoid, softmax = report["runs"]
+    for run in report["runs"]:
+        assert run["status"] == "ok"
+        assert len(run["history"]["loss"]) == len(run["history"]["val_loss"]) == 3
+        assert {"val_loss", "val_accuracy", "val_auc"} <= set(run["final"])
+        assert set(run["verdict"]) >= {"level", "codes", "message"}
+        assert {"0", "3"} <= set(run["outputs"])
+    assert sigmoid["verdict"]["level"] == "ok" and sigmoid["config"]["units"] == 1
+    assert softmax["verdict"]["level"] == "error" and "softmax_one_unit" in softmax["verdict"]["codes"]
+    # what predict() returns: every softmax-over-one-unit output is 1.0
+    assert softmax["outputs"]["3"]["min"] == softmax["outputs"]["3"]["max"] == 1.0
+    assert sigmoid["final"]["val_accuracy"] > 0.8  # pretrained features separate footwear easily
+    printed = capsys.readouterr().out
+    assert "softmax×1 + BCE" in printed and "error" in printed
+
+
+def test_sweep_defaults_to_the_task_head_and_sample_data(capsys):
+    assert main(["sweep", "--task", "regression", "--size", "64", "--epochs", "2", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    run = report["runs"][0]
+    assert report["dataset"] == "shapes" and report["unit"]
+    assert (run["config"]["activation"], run["config"]["loss"], run["config"]["units"]) == ("linear", "mse", None)
+    assert run["final"]["val_mae"] > 0
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["sweep", "--task", "ternary"], "invalid choice: 'ternary'"),
+    (["sweep", "--task", "binary", "--head", "units=0"], "units must be a whole number from 1"),
+    (["sweep", "--task", "binary", "--head", "activation=swish"], "unknown activation 'swish'"),
+    (["sweep", "--task", "binary", "--head", "learning_rate=1e9"], "learning_rate must be a number"),
+    (["sweep", "--task", "binary", "--seed", "abc"], "invalid int value: 'abc'"),
+    (["sweep", "--task", "binary", "--epochs", "1000000"], "epochs must be a whole number from 1 to"),
+    (["sweep", "--task", "multilabel", "--dataset", "fashion"], "fashion"),
+    (["sweep", "--task", "binary", "--dataset", "/no/such/place.zip"], "/no/such/place.zip"),
+    (["sweep", "--task", "binary", "--backbone", "alexnet"], "unknown backbone 'alexnet'"),
+])
+def test_bad_calls_exit_2_with_one_clear_line(args, fragment):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith(("error", "usage"))]
+    assert any(fragment in ln for ln in lines), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_documents_the_head_keys():
+    result = run_cli("sweep", "--help")
+    assert result.returncode == 0
+    for key in ("units", "activation", "loss", "from_logits", "kernel_initializer", "bias_initializer",
+                "hidden", "dropout", "pooling", "optimizer", "learning_rate", "unfrozen"):
+        assert key in result.stdout
+
+
+def test_weights_status_shows_the_bundled_backbone_offline():
+    result = run_cli("weights", "status", "--json")
+    assert result.returncode == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["mobilenet_v2"]["status"] == "imagenet (bundled)"
+    assert {"resnet50", "vgg16", "inception_v3", "efficientnet_b0"} <= set(rows)
+
+
+def test_datasets_lists_every_task(capsys):
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    for task in ("binary", "multiclass", "multilabel", "regression"):
+        assert task in text
