@@ -9,12 +9,14 @@ reading the pre-activation logits) is reproduced exactly as model.fit would show
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,12 +206,10 @@ class _HeadRunner:
 
     def __init__(self, config, x_tr, x_va, y_tr_raw, y_va_raw, n_outputs, seed, batch_size,
                  backbone, cut: Cut, backbone_id: tuple):
-        import keras
         import tensorflow as tf
 
         self.config = config
         feats_tr, feats_va = x_tr, x_va
-        keras.utils.set_random_seed(seed)  # per head, so its start does not depend on its column
         model, out_layer, self.notes = build_head(
             config, feats_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index)
         opt = make_optimizer(config)
@@ -339,40 +339,26 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         run.seconds += time.perf_counter() - t_run
         runners.append(runner)
 
-    for epoch in range(1, epochs + 1):
-        order = orders[epoch - 1].astype(np.int32)
-        for i, (run, runner) in enumerate(zip(runs, runners)):
-            if runner is None or run.status != "ok":
-                continue
-            t_run = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    loss, gnorm = runner.train_epoch(order)
-                    out, val_loss = runner.evaluate()
-                except Exception as e:
-                    run.status, run.error = "error", _first_line(e)
-                    run.seconds += time.perf_counter() - t_run
-                    continue
-            run.warnings += [w for w in _unique_warnings(caught) if w not in run.warnings]
-            out = out.numpy()
-            loss, val_loss, gnorm = float(loss), float(val_loss), float(gnorm)
-            h = run.history
-            h["epoch"].append(epoch)
-            h["loss"].append(loss)
-            h["val_loss"].append(val_loss)
-            h["grad_norm"].append(gnorm)
-            for name, value in M.task_metrics(run.config, out, y_va).items():
-                h[name].append(value)
-            if epoch in keep:
-                run.snapshots[epoch] = out
-            finite = math.isfinite(loss) and math.isfinite(val_loss) and np.all(np.isfinite(out))
-            if not finite or not runner.weights_finite():
-                run.status, run.diverged_epoch = "diverged", epoch
-                run.snapshots[epoch] = out
-            run.seconds += time.perf_counter() - t_run
-            emit({"stage": "epoch", "epoch": epoch, "epochs": epochs, "run": i, "status": run.status,
-                  "history": {k: v[-1] for k, v in h.items()}})
+    # Heads are independent, so after epoch 1 (which traces each graph in this thread, where Keras's
+    # warnings can be caught) they advance in parallel threads: TF releases the GIL while it runs.
+    workers = min(os.cpu_count() or 1, 4, len(configs))
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and epochs > 1 else None
+    try:
+        for epoch in range(1, epochs + 1):
+            order = orders[epoch - 1].astype(np.int32)
+            live = [i for i, (run, runner) in enumerate(zip(runs, runners)) if runner is not None and run.status == "ok"]
+            if pool is None or epoch == 1:
+                steps = [_step(runs[i], runners[i], order, capture=True) for i in live]
+            else:
+                steps = list(pool.map(_step, [runs[i] for i in live], [runners[i] for i in live],
+                                      [order] * len(live), [False] * len(live)))
+            for i, step in zip(live, steps):  # record in column order, in this thread
+                _record(runs[i], runners[i], step, epoch, keep, y_va)
+                emit({"stage": "epoch", "epoch": epoch, "epochs": epochs, "run": i, "status": runs[i].status,
+                      "history": {k: v[-1] for k, v in runs[i].history.items() if v}})
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     for run, runner in zip(runs, runners):
         _finalise(run, runner, y_va, data.task)
@@ -386,6 +372,47 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
                 "features_cached": all_cached},
         backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes)
+
+
+def _step(run: RunResult, runner: _HeadRunner, order: np.ndarray, capture: bool) -> dict:
+    """One epoch of one head plus its validation pass; exceptions come back as data, not raised."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        if capture:
+            warnings.simplefilter("always")
+        try:
+            loss, gnorm = runner.train_epoch(order)
+            out, val_loss = runner.evaluate()
+            result = {"loss": loss, "gnorm": gnorm, "out": out.numpy(), "val_loss": float(val_loss),
+                      "finite": runner.weights_finite()}
+        except Exception as e:
+            result = {"error": _first_line(e)}
+    result["warnings"] = _unique_warnings(caught) if capture else []
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def _record(run: RunResult, runner: _HeadRunner, step: dict, epoch: int, keep: set[int], y_va: np.ndarray) -> None:
+    """Append one epoch's figures to the run; mark it diverged when anything became NaN/inf."""
+    run.seconds += step["seconds"]
+    run.warnings += [w for w in step["warnings"] if w not in run.warnings]
+    if "error" in step:
+        run.status, run.error = "error", step["error"]
+        return
+    out, loss, val_loss = step["out"], step["loss"], step["val_loss"]
+    h = run.history
+    h["epoch"].append(epoch)
+    h["loss"].append(loss)
+    h["val_loss"].append(val_loss)
+    h["grad_norm"].append(step["gnorm"])
+    for name, value in M.task_metrics(run.config, out, y_va).items():
+        h[name].append(value)
+    if epoch in keep:
+        run.snapshots[epoch] = out
+    finite = math.isfinite(loss) and math.isfinite(val_loss) and bool(np.all(np.isfinite(out)))
+    if not finite or not step["finite"]:
+        run.status, run.diverged_epoch = "diverged", epoch
+        run.snapshots[epoch] = out
 
 
 def _unique_warnings(caught) -> list[str]:
