@@ -36,6 +36,8 @@ class Cut:
     def describe(self) -> str:
         if self.unfrozen_layers == 0:
             return "frozen backbone"
+        if self.index == 0:
+            return f"whole backbone trainable ({self.unfrozen_layers} layers)"
         extra = "" if self.unfrozen_layers == self.requested else f" (asked for {self.requested}; rounded to a block boundary)"
         return f"top {self.unfrozen_layers} layers unfrozen, cut after '{self.layer_name}'{extra}"
 

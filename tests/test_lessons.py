@@ -1,0 +1,34 @@
+"""Every lesson's stated finding holds on a real run of its preset experiment (bundled data and backbone)."""
+
+import pytest
+
+from lib.data import load_dataset
+from lib.diagnostics import annotate
+from lib.lessons import LESSONS, get_lesson
+from lib.pairings import verdict_for
+from lib.training import train
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])
+def test_lesson_finding_holds(lesson):
+    e = lesson.experiment
+    data = load_dataset(e.dataset, e.task)
+    sweep = annotate(train(e.heads, data, epochs=e.epochs, seed=e.seed, backbone=e.backbone, input_size=e.input_size))
+    assert sweep.weights == "imagenet (bundled)"
+    assert all(run.status == "ok" for run in sweep.runs), [run.error for run in sweep.runs]
+    assert lesson.check(sweep) == []
+
+
+def test_lessons_cover_the_workshop_topics():
+    ids = {lesson.id for lesson in LESSONS}
+    assert {"sigmoid-vs-softmax", "softmax-one-unit", "sigmoid-cce", "softmax-multilabel", "from-logits",
+            "regression-activations", "initializers", "flatten-vs-gap", "fine-tuning"} <= ids
+    for lesson in LESSONS:
+        assert lesson.question and lesson.look_for and lesson.finding.startswith("Measured:")
+        assert 2 <= len(lesson.experiment.heads) <= 6
+        assert all(h.task == lesson.experiment.task for h in lesson.experiment.heads)
+
+
+def test_a_mismatch_lesson_shows_an_error_badge_before_training():
+    heads = get_lesson("softmax-one-unit").experiment.heads
+    assert [verdict_for(h, 1).level for h in heads] == ["ok", "error"]
