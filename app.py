@@ -1,10 +1,67 @@
-"""Head Lab home page (placeholder until the app issue lands)."""
+"""Head Lab: the entry point, router and Home page.
+
+The home page draws before TensorFlow is imported; TensorFlow is warmed up in the background so
+the first Train click does not pay for it.
+"""
+
+from __future__ import annotations
+
+import threading
 
 import streamlit as st
 
-st.set_page_config(page_title="Head Lab", layout="wide")
-st.title("Head Lab")
-st.write(
-    "Explore the choices at the head of a transfer-learning model — units, activation, loss, "
-    "initializer — and see what a mismatched pairing does."
-)
+st.set_page_config(page_title="Head Lab", page_icon=":material/science:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_tensorflow() -> threading.Thread:
+    """Import Keras/TensorFlow once per server process, off the page's critical path."""
+
+    def work() -> None:
+        import keras  # noqa: F401
+
+    thread = threading.Thread(target=work, name="headlab-tf-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
+def home() -> None:
+    from ui.components import projector_css
+
+    projector_css()
+    st.title("Head Lab")
+    st.markdown(
+        "**What happens at the head of a transfer-learning model?** Pick the last layer's units, activation, "
+        "loss and initializer, train several heads side by side on a pretrained backbone in seconds, and see "
+        "what each one *really* outputs — not just whether its loss fell."
+    )
+    c1, c2 = st.columns(2)
+    with c1:
+        if st.button("Start here: the first lesson", type="primary", icon=":material/play_arrow:"):
+            st.session_state["lesson"] = "sigmoid-vs-softmax"
+            st.switch_page(LESSONS_PAGE)
+    with c2:
+        st.page_link(EXPERIMENT_PAGE, label="Or build your own experiment", icon=":material/tune:")
+
+    st.subheader("Backbones and their weights")
+    st.caption("Transfer learning needs pretrained weights. This is what this server has, decided without the internet.")
+    with st.spinner("Checking weights…"):
+        from lib.backbones import status_table
+
+        rows = status_table()
+    st.dataframe(
+        [{"backbone": r["title"], "status": r["status"], "what to do": r["advice"]} for r in rows],
+        hide_index=True, width="stretch",
+    )
+
+
+_warm_up_tensorflow()
+HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
+EXPERIMENT_PAGE = st.Page("pages/experiment.py", title="Experiment", icon=":material/tune:", url_path="experiment")
+LESSONS_PAGE = st.Page("pages/lessons.py", title="Lessons", icon=":material/school:", url_path="lessons")
+DATA_PAGE = st.Page("pages/data.py", title="Data", icon=":material/photo_library:", url_path="data")
+
+with st.sidebar:
+    st.toggle("Projector mode (large text)", key="projector")
+
+st.navigation([HOME_PAGE, LESSONS_PAGE, EXPERIMENT_PAGE, DATA_PAGE]).run()

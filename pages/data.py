@@ -14,6 +14,7 @@ from lib import gallery, uploads
 from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
 from lib.errors import DataError
 from lib.taskdata import TASKS, TaskData
+from ui.components import ensure_app_navigation, projector_css
 
 N_EXAMPLES = 24
 LIMITS = UploadLimits()
@@ -201,6 +202,8 @@ def upload_section() -> None:
 
 # ---------------------------------------------------------------- page
 
+ensure_app_navigation()
+projector_css()
 st.title("Data")
 st.markdown(
     "Every experiment trains heads on a small labelled image dataset. Look at the samples to see what "

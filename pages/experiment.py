@@ -1,0 +1,146 @@
+"""Experiment: choose data and backbone, define up to six heads side by side, train, compare."""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from lib.backbones import REGISTRY
+from lib.errors import HeadLabError
+from lib.experiment import MAX_EPOCHS, MAX_HEADS, Experiment, default_experiment, from_query
+from lib.heads import default_head
+from lib.pairings import verdict_for
+from lib.taskdata import TASKS
+from ui.components import (
+    clear_head_keys,
+    dataset_options,
+    ensure_app_navigation,
+    head_editor,
+    projector_css,
+    render_results,
+    task_data,
+    train_with_progress,
+    verdict_badge,
+)
+
+ensure_app_navigation()
+ss = st.session_state
+projector_css()
+st.title("Experiment")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _load(exp: Experiment) -> None:
+    """Make `exp` the page's experiment: fresh widget state for every head."""
+    for hid in ss.get("head_ids", []):
+        clear_head_keys(f"h{hid}-")
+    for key in ("x_task", "x_dataset", "x_backbone", "x_size", "x_epochs", "x_seed"):
+        ss.pop(key, None)
+    ss["exp"] = exp
+    ss["head_ids"] = [_new_id() for _ in exp.heads]
+
+
+if "exp" not in ss or ss.pop("load_from_url", False):
+    exp, notices = from_query({k: st.query_params.get_all(k) if k == "h" else st.query_params.get(k)
+                               for k in st.query_params})
+    _load(exp)
+    ss["notices"] = notices
+if "pending_exp" in ss:  # set by the Lessons page's "open in Experiment"
+    _load(ss.pop("pending_exp"))
+for notice in ss.get("notices", []):
+    st.warning(notice, icon=":material/link_off:")
+
+exp: Experiment = ss["exp"]
+
+
+def _on_task_change() -> None:
+    _load(default_experiment(ss["x_task"]).with_(backbone=ss["exp"].backbone, input_size=ss["exp"].input_size,
+                                                  epochs=ss["exp"].epochs, seed=ss["exp"].seed))
+    ss["x_task"] = ss["exp"].task
+
+
+with st.container(border=True):
+    c = st.columns([1.2, 1.4, 1.6, 0.8, 0.8, 0.8])
+    ss.setdefault("x_task", exp.task)
+    c[0].selectbox("Task", TASKS, key="x_task", on_change=_on_task_change)
+    options = dataset_options(exp.task)
+    ss.setdefault("x_dataset", exp.dataset if exp.dataset in options else options[0])
+    dataset = c[1].selectbox("Dataset", options, key="x_dataset")
+    ss.setdefault("x_backbone", exp.backbone)
+    backbone = c[2].selectbox("Backbone", list(REGISTRY), key="x_backbone", format_func=lambda n: REGISTRY[n].title)
+    sizes = REGISTRY[backbone].sizes()
+    if ss.get("x_size") not in sizes:
+        ss["x_size"] = exp.input_size if exp.input_size in sizes else sizes[0]
+    size = c[3].selectbox("Input px", sizes, key="x_size")
+    ss.setdefault("x_epochs", exp.epochs)
+    epochs = c[4].number_input("Epochs", 1, MAX_EPOCHS, key="x_epochs")
+    ss.setdefault("x_seed", exp.seed)
+    seed = c[5].number_input("Seed", 0, 2**31 - 1, key="x_seed")
+
+try:
+    data = task_data(dataset, exp.task)
+except HeadLabError as e:
+    st.error(str(e))
+    st.stop()
+n_outputs = data.n_outputs
+
+from lib.backbones import status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
+
+w_status = weights_status(backbone, size)
+st.caption(f"Weights: **{w_status}** — {status_advice(w_status)} · Data: {len(data.images)} images, "
+           f"{int(data.is_val.sum())} for validation · {n_outputs} output(s) natural for this task")
+
+# ---- heads side by side --------------------------------------------------------------------------
+head_ids: list[str] = ss["head_ids"]
+heads = list(exp.heads)
+cols = st.columns(len(heads))
+edited = []
+for i, (col, hid, head) in enumerate(zip(cols, head_ids, heads)):
+    with col.container(border=True):
+        top = st.columns([3, 1])
+        top[0].markdown(f"**Head {i + 1}**")
+        if len(heads) > 1 and top[1].button("Remove", icon=":material/close:", key=f"rm-{hid}", type="tertiary"):
+            clear_head_keys(f"h{hid}-")
+            del head_ids[i]
+            ss["exp"] = exp.with_(heads=tuple(h for j, h in enumerate(heads) if j != i))
+            st.rerun()
+        new = head_editor(f"h{hid}-", head, n_outputs)
+        verdict_badge(verdict_for(new, n_outputs))
+        edited.append(new)
+
+exp = exp.with_(task=exp.task, dataset=dataset, backbone=backbone, input_size=int(size), epochs=int(epochs),
+                seed=int(seed), heads=tuple(edited))
+ss["exp"] = exp
+try:  # the link in the address bar always describes what is on screen
+    query = exp.to_query()
+    if dataset.startswith("upload"):
+        query.pop("ds")
+    st.query_params.from_dict(query)
+except Exception:  # a page never breaks over its URL
+    pass
+
+row = st.container(horizontal=True)
+if row.button("Add head", icon=":material/add:", disabled=len(heads) >= MAX_HEADS):
+    head_ids.append(_new_id())
+    ss["exp"] = exp.with_(heads=exp.heads + (exp.heads[-1] if exp.heads else default_head(exp.task),))
+    st.rerun()
+if row.button("Reset", icon=":material/restart_alt:"):
+    _load(default_experiment(exp.task))
+    st.rerun()
+train_clicked = row.button("Train", type="primary", icon=":material/play_arrow:", key="train")
+
+if train_clicked:
+    sweep = train_with_progress(exp, key="exp")
+    if sweep is not None:
+        ss["sweep"], ss["sweep_exp"] = sweep, exp
+
+if "sweep" in ss:
+    if ss.get("sweep_exp") != exp:
+        st.info("These results are from the settings before your last change; press Train to update them.")
+    st.divider()
+    st.header("Results")
+    render_results(ss["sweep"], key="exp")

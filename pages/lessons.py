@@ -1,0 +1,64 @@
+"""Lessons: guided workshop scenarios — a question, preset heads, what to look for, one click to run."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.data import load_sample
+from lib.lessons import LESSONS, get_lesson
+from lib.pairings import verdict_for
+from ui.components import (
+    ensure_app_navigation,
+    projector_css,
+    render_results,
+    train_with_progress,
+    verdict_badge,
+)
+
+ensure_app_navigation()
+ss = st.session_state
+projector_css()
+st.title("Lessons")
+st.caption("Each lesson asks one question about the head, runs a few configurations side by side on the bundled "
+           "data, and tells you what to look for. The 'what we measured' box was checked against a real run.")
+
+ids = [lesson.id for lesson in LESSONS]
+requested = st.query_params.get("lesson") or ss.get("lesson") or ids[0]
+if requested not in ids:
+    st.warning(f"There is no lesson called '{requested[:40]}'; showing the first one.")
+    requested = ids[0]
+ss.setdefault("lesson_pick", requested)
+if ss.get("lesson") and ss["lesson"] != ss["lesson_pick"] and ss["lesson"] in ids:
+    ss["lesson_pick"] = ss["lesson"]
+lesson_id = st.selectbox("Lesson", ids, key="lesson_pick",
+                         format_func=lambda i: f"{ids.index(i) + 1}. {get_lesson(i).title}")
+ss["lesson"] = lesson_id
+st.query_params["lesson"] = lesson_id
+lesson = get_lesson(lesson_id)
+exp = lesson.experiment
+
+st.subheader(lesson.question)
+st.markdown(f"**Look for:** {lesson.look_for}")
+n_outputs = load_sample(exp.dataset, exp.task).n_outputs
+cols = st.columns(len(exp.heads))
+for i, (col, head) in enumerate(zip(cols, exp.heads)):
+    with col.container(border=True):
+        st.markdown(f"**{i + 1}. {head.label()}**")
+        st.caption(f"{exp.task} · {exp.dataset} · {head.pooling} pooling · lr {head.learning_rate:g}"
+                   + (f" · {head.unfrozen} layers unfrozen" if head.unfrozen else ""))
+        verdict_badge(verdict_for(head, n_outputs))
+
+row = st.container(horizontal=True)
+run = row.button("Run it", type="primary", icon=":material/play_arrow:", key="run-lesson")
+if row.button("Open in Experiment", icon=":material/tune:"):
+    ss["pending_exp"] = exp
+    st.switch_page("pages/experiment.py")
+
+if run:
+    sweep = train_with_progress(exp, key="lesson")
+    if sweep is not None:
+        ss["lesson_sweep"] = (lesson_id, sweep)
+
+if ss.get("lesson_sweep", (None,))[0] == lesson_id:
+    st.success(f"**What we measured:** {lesson.finding.removeprefix('Measured: ')}", icon=":material/lab_research:")
+    render_results(ss["lesson_sweep"][1], key="lesson")

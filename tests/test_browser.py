@@ -1,0 +1,118 @@
+"""A real browser drives the real app: open a lesson, run it, wait for the charts, count what is drawn.
+
+Starts `streamlit run app.py` on a free localhost port and drives Debian's Chromium with Playwright.
+Screenshots land in test-results/ (look at them: they are what a workshop sees).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-results"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ)  # the suite's own cache dir and offline Keras home
+    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w")  # noqa: SIM115 (lives as long as the server)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start within 60 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs Debian's chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _traces(plot, selector: str) -> int:
+    return plot.locator(selector).count()
+
+
+def test_run_a_lesson_in_the_browser(server, browser):
+    SHOTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/lessons?lesson=softmax-one-unit")
+    page.get_by_role("button", name="Run it").click(timeout=60_000)
+    page.get_by_text("What we measured:").wait_for(timeout=180_000)
+    plots = page.locator(".js-plotly-plot")
+    plots.first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+
+    loss = plots.nth(0)
+    assert _traces(loss, "g.trace.scatter") == 4  # train + validation loss for each of the two heads
+    assert "Every prediction is exactly 1" in page.inner_text("body")
+    loss.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "lesson-curves.png"))
+
+    page.get_by_role("tab", name="Outputs before / after").click()
+    page.wait_for_timeout(2000)
+    visible = page.locator(".js-plotly-plot:visible")
+    hist = visible.nth(0)
+    # before/after × true class (dark/bright... here: other clothing / footwear) for the first head
+    assert _traces(hist, "g.trace.bars") >= 4
+    assert visible.count() == 4  # outputs + per-sample sums, for each of the two heads
+    hist.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "lesson-outputs.png"))
+    page.close()
+
+
+def test_home_renders_and_projector_mode_grows_the_text(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server)
+    page.get_by_text("Backbones and their weights").wait_for(timeout=60_000)
+    page.locator("[data-testid=stDataFrame]").wait_for(timeout=60_000)  # the script has finished its run
+    size = "getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stMarkdownContainer] p')).fontSize"
+    before = float(page.evaluate(size).rstrip("px"))
+    switch = page.get_by_role("switch")
+    for _ in range(3):  # a click that lands while the first script run finishes can be dropped
+        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
+        page.wait_for_timeout(1000)
+        if switch.is_checked():
+            break
+    assert switch.is_checked()
+    page.wait_for_function(f"parseFloat({size}) > {before}", timeout=15_000)
+    page.screenshot(path=str(SHOTS / "home-projector.png"))
+    page.close()

@@ -1,0 +1,350 @@
+"""Streamlit pieces shared by the pages: head editor, verdict badges, training with progress, results.
+
+Widgets and layout only; every number and figure comes from lib/.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import streamlit as st
+
+from lib import plots
+from lib.errors import HeadLabError
+from lib.experiment import MAX_HEADS, Experiment
+from lib.heads import (
+    ACTIVATIONS,
+    BIAS_INITIALIZERS,
+    HIDDEN_ACTIVATIONS,
+    KERNEL_INITIALIZERS,
+    LABEL_FORMATS,
+    LOSSES,
+    OPTIMIZERS,
+    POOLINGS,
+    HeadConfig,
+    format_initializer,
+    parse_hidden,
+)
+from lib.pairings import Verdict, verdict_for
+
+log = logging.getLogger("headlab.ui")
+LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
+               "warning": ("orange", "Warning", ":material/warning:"),
+               "error": ("red", "Mismatch", ":material/error:")}
+UPLOAD_PREFIX = "upload: "
+
+
+# ---- page chrome ----------------------------------------------------------------------------------
+def ensure_app_navigation() -> None:
+    """Run every page through app.py's st.navigation.
+
+    Until some session has executed app.py, Streamlit treats the `pages/` folder as a legacy
+    multipage app, so the first visitor of a direct link (e.g. /lessons?lesson=…) would get the page
+    file alone: no wide layout, no sidebar, a raw file list as navigation. Switching that mode off
+    and rerunning sends the same URL through app.py instead.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def projector_css() -> None:
+    """Bigger type for a projector, if the user turned it on (sidebar toggle in app.py)."""
+    if st.session_state.get("projector"):
+        st.html("<style>html, body, [class*='st-'] {font-size: 20px !important;}"
+                " h1 {font-size: 2.6rem !important;} .stPlotlyChart {zoom: 1.15;}</style>")
+
+
+def session_id() -> str:
+    """A stable id for this browser session (per-session upload folders, logs)."""
+    if "session_id" not in st.session_state:
+        st.session_state["session_id"] = uuid.uuid4().hex
+    return st.session_state["session_id"]
+
+
+# ---- shared, read-only resources (one copy per server process) -----------------------------------
+@st.cache_resource(show_spinner=False)
+def shared_backbone(name: str, size: int):
+    from lib.backbones import load_backbone
+
+    return load_backbone(name, size, "auto")
+
+
+@st.cache_resource(show_spinner=False)
+def shared_sample(name: str, task: str):
+    from lib.data import load_sample
+
+    return load_sample(name, task)
+
+
+def dataset_options(task: str) -> list[str]:
+    """Sample datasets with this task, then this session's uploads for it."""
+    from lib.data import list_datasets
+
+    names = [c["name"] for c in list_datasets() if task in c["tasks"]]
+    uploads = st.session_state.get("user_data", {})
+    if task in uploads:
+        names.append(UPLOAD_PREFIX + uploads[task].dataset)
+    return names
+
+
+def task_data(dataset: str, task: str):
+    """The TaskData for a dataset name (sample, or this session's upload)."""
+    if dataset.startswith(UPLOAD_PREFIX):
+        uploads = st.session_state.get("user_data", {})
+        if task not in uploads:
+            raise HeadLabError("Your upload is no longer available in this session; upload it again on the Data page.")
+        return uploads[task]
+    return shared_sample(dataset, task)
+
+
+# ---- verdicts -------------------------------------------------------------------------------------
+def verdict_badge(verdict: Verdict, *, show_message: bool = True) -> None:
+    color, text, icon = LEVEL_STYLE[verdict.level]
+    st.badge(text, icon=icon, color=color)
+    if show_message:
+        st.caption(verdict.message)
+
+
+# ---- head editor ----------------------------------------------------------------------------------
+def _init_keys(prefix: str, h: HeadConfig) -> None:
+    """Put a config's values into widget keys once (widgets then own them)."""
+    k_name, k_params = h.kernel_init()
+    b_name, b_params = h.bias_init()
+    values = {
+        "name": h.name, "auto_units": h.units is None, "units": h.units or 1, "activation": h.activation,
+        "loss": h.loss, "from_logits": h.from_logits, "labels": h.labels, "k_init": k_name,
+        "b_init": b_name, "hidden": ";".join(f"{u}:{a}" for u, a in h.hidden), "dropout": h.dropout,
+        "pooling": h.pooling, "optimizer": h.optimizer, "lr": h.learning_rate, "unfrozen": h.unfrozen,
+    }
+    for p, v in k_params.items():
+        values[f"k_{p}"] = v
+    for p, v in b_params.items():
+        values[f"b_{p}"] = v
+    for key, value in values.items():
+        st.session_state.setdefault(f"{prefix}{key}", value)
+
+
+def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
+    """Widgets for one head; returns the edited config (or the last valid one, with an error shown)."""
+    _init_keys(prefix, config)
+    ss = st.session_state
+    st.text_input("Name (optional)", key=f"{prefix}name", placeholder=config.label())
+    c1, c2 = st.columns(2)
+    c1.checkbox(f"Natural units ({n_outputs})", key=f"{prefix}auto_units",
+                help="1 for binary and regression; one per class or label otherwise")
+    c2.number_input("Units", 1, 4096, key=f"{prefix}units", disabled=ss[f"{prefix}auto_units"])
+    st.selectbox("Output activation", ACTIVATIONS, key=f"{prefix}activation")
+    st.selectbox("Loss", LOSSES, key=f"{prefix}loss")
+    c1, c2 = st.columns(2)
+    c1.checkbox("from_logits", key=f"{prefix}from_logits", help="Tell the loss the outputs are logits")
+    c2.selectbox("Labels", LABEL_FORMATS, key=f"{prefix}labels",
+                 help="auto feeds what the loss expects; integer/one_hot force a format")
+    with st.expander("Initializers, hidden layers, training"):
+        st.selectbox("Kernel initializer", list(KERNEL_INITIALIZERS), key=f"{prefix}k_init")
+        for p, default in KERNEL_INITIALIZERS[ss[f"{prefix}k_init"]].items():
+            ss.setdefault(f"{prefix}k_{p}", default)
+            st.number_input(f"kernel {p}", key=f"{prefix}k_{p}", format="%g")
+        st.selectbox("Bias initializer", list(BIAS_INITIALIZERS), key=f"{prefix}b_init",
+                     help="log_prior starts the head at the training base rates")
+        for p, default in BIAS_INITIALIZERS[ss[f"{prefix}b_init"]].items():
+            ss.setdefault(f"{prefix}b_{p}", default)
+            st.number_input(f"bias {p}", key=f"{prefix}b_{p}", format="%g")
+        st.text_input("Hidden layers", key=f"{prefix}hidden", placeholder="e.g. 128:relu;64:relu",
+                      help=f"units:activation, separated by ';' — activations: {', '.join(HIDDEN_ACTIVATIONS)}")
+        st.slider("Dropout", 0.0, 0.9, key=f"{prefix}dropout", step=0.05)
+        st.selectbox("Pooling", POOLINGS, key=f"{prefix}pooling",
+                     help="gap = global average, max = global max, flatten keeps every position")
+        c1, c2 = st.columns(2)
+        c1.selectbox("Optimizer", OPTIMIZERS, key=f"{prefix}optimizer")
+        c2.number_input("Learning rate", min_value=1e-6, max_value=10.0, key=f"{prefix}lr", format="%g")
+        st.number_input("Unfrozen top backbone layers", 0, 2000, key=f"{prefix}unfrozen",
+                        help="0 = frozen base; rounded down to a block boundary")
+    try:
+        k_name, b_name = ss[f"{prefix}k_init"], ss[f"{prefix}b_init"]
+        new = HeadConfig(
+            task=config.task, name=ss[f"{prefix}name"].strip(),
+            units=None if ss[f"{prefix}auto_units"] else int(ss[f"{prefix}units"]),
+            activation=ss[f"{prefix}activation"], loss=ss[f"{prefix}loss"],
+            from_logits=bool(ss[f"{prefix}from_logits"]), labels=ss[f"{prefix}labels"],
+            kernel_initializer=format_initializer(
+                k_name, {p: float(ss[f"{prefix}k_{p}"]) for p in KERNEL_INITIALIZERS[k_name]}, KERNEL_INITIALIZERS),
+            bias_initializer=format_initializer(
+                b_name, {p: float(ss[f"{prefix}b_{p}"]) for p in BIAS_INITIALIZERS[b_name]}, BIAS_INITIALIZERS),
+            hidden=parse_hidden(ss[f"{prefix}hidden"]), dropout=float(ss[f"{prefix}dropout"]),
+            pooling=ss[f"{prefix}pooling"], optimizer=ss[f"{prefix}optimizer"],
+            learning_rate=float(ss[f"{prefix}lr"]), unfrozen=int(ss[f"{prefix}unfrozen"]))
+    except HeadLabError as e:
+        st.error(f"{e} — keeping the previous setting.")
+        return config
+    return new
+
+
+def clear_head_keys(prefix: str) -> None:
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]
+
+
+# ---- training -------------------------------------------------------------------------------------
+def train_with_progress(exp: Experiment, key: str):
+    """Train an experiment behind the server's training gate, with progress and live loss curves.
+
+    Returns the SweepResult, or None after showing an actionable error.
+    """
+    from lib.diagnostics import annotate
+    from lib.jobs import gate
+    from lib.training import train
+
+    status = st.empty()
+    bar = st.progress(0.0, text="Waiting for a training slot…")
+    live = st.empty()
+    history: dict[int, list[float]] = {}
+    last_draw = [0.0]
+
+    def on_wait(place: int) -> None:
+        bar.progress(0.0, text=f"Queued: {place} ahead of you in line — the server trains a few sweeps at a time.")
+
+    def on_progress(event: dict) -> None:
+        if event["stage"] == "features":
+            bar.progress(min(0.3, 0.3 * event["fraction"]), text="Extracting backbone features (once per dataset)…")
+            return
+        history.setdefault(event["run"], []).append(event["history"].get("loss", float("nan")))
+        done = event["epoch"] / event["epochs"]
+        bar.progress(0.3 + 0.7 * done, text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")
+        now = time.monotonic()
+        if now - last_draw[0] > 0.4 or done >= 1:  # redraw at most a few times a second
+            last_draw[0] = now
+            live.line_chart({f"{i + 1}. {exp.heads[i].label()}": v for i, v in sorted(history.items())},
+                            x_label="epoch", y_label="training loss", height=220)
+
+    try:
+        data = task_data(exp.dataset, exp.task)
+        bb = shared_backbone(exp.backbone, exp.input_size)
+        with gate().slot(on_wait=on_wait):
+            bar.progress(0.0, text="Starting…")
+            sweep = train(exp.heads, data, epochs=exp.epochs, seed=exp.seed, loaded=bb, progress=on_progress)
+        annotate(sweep)
+    except HeadLabError as e:
+        status.error(str(e))
+        return None
+    except Exception:
+        log.exception("training failed")
+        status.error("Training failed unexpectedly; the details are in the server log. Try again, or change a setting.")
+        return None
+    finally:
+        live.empty()
+    bar.empty()
+    t = sweep.timing
+    features = "from cache" if t["features_cached"] else f"extracted in {t['features_seconds']:.1f} s"
+    status.success(f"Trained {len(sweep.runs)} heads × {sweep.epochs} epochs in {t['training_seconds']:.1f} s "
+                   f"(features {features}).")
+    return sweep
+
+
+# ---- results --------------------------------------------------------------------------------------
+def _chart(fig, key: str) -> None:
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def render_results(sweep, key: str) -> None:
+    """Everything about a finished sweep: verdicts, curves, outputs, exports."""
+    from lib.results import history_rows
+
+    names = plots.run_names(sweep)
+    if sweep.notes:
+        for note in sweep.notes:
+            st.info(note)
+    st.caption(f"{sweep.dataset} · {sweep.task} · {sweep.backbone} @ {sweep.input_size}px · weights: {sweep.weights} · "
+               f"{sweep.epochs} epochs · seed {sweep.seed} · Keras {sweep.keras_version} on {sweep.backend}")
+    cols = st.columns(min(len(sweep.runs), 3))
+    for i, run in enumerate(sweep.runs):
+        with cols[i % len(cols)].container(border=True):
+            st.markdown(f"**{i + 1}. {names[i]}**")
+            verdict_badge(run.verdict, show_message=False)
+            metric = _headline_metric(sweep, run)
+            if metric:
+                st.metric(*metric)
+            for d in run.diagnostics:
+                (st.error if d["severity"] == "error" else st.warning)(f"{d['message']}  \n*Knob:* {d['knob']}")
+            if not run.diagnostics and run.status == "ok":
+                st.success("Nothing suspicious in what predict() returned.")
+            with st.expander("Why (pairing table)"):
+                st.write(run.verdict.message)
+                for s in run.verdict.symptoms:
+                    st.caption(f"On the plots: {s}")
+                for w in run.warnings:
+                    st.caption(f"Keras warned: {w}")
+                st.caption(f"Backbone: {run.cut}")
+
+    curves, outputs, extra, export = st.tabs(["Curves", "Outputs before / after", "Confusion & calibration", "Export"])
+    with curves:
+        c1, c2 = st.columns(2)
+        with c1:
+            _chart(plots.loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
+        with c2:
+            _chart(plots.metric_curves(sweep), f"{key}-metric")
+        _chart(plots.grad_norm_curves(sweep), f"{key}-grad")
+    with outputs:
+        for i in range(len(sweep.runs)):
+            st.markdown(f"#### {i + 1}. {names[i]}")
+            c1, c2 = st.columns([3, 2])
+            with c1:
+                _chart(plots.output_histograms(sweep, i), f"{key}-hist-{i}")
+            with c2:
+                _chart(plots.output_sum_histogram(sweep, i), f"{key}-sum-{i}")
+    with extra:
+        if sweep.task == "regression":
+            st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
+        else:
+            for i in range(len(sweep.runs)):
+                c1, c2 = st.columns(2)
+                with c1:
+                    if sweep.task != "multilabel":
+                        _chart(plots.confusion_matrix(sweep, i), f"{key}-cm-{i}")
+                with c2:
+                    _chart(plots.reliability_diagram(sweep, i), f"{key}-rel-{i}")
+    with export:
+        import pandas as pd
+
+        st.download_button("Download run history (CSV)", pd.DataFrame(history_rows(sweep)).to_csv(index=False),
+                           file_name="headlab_history.csv", mime="text/csv", key=f"{key}-csv")
+        if st.button("Prepare HTML report", key=f"{key}-prep"):
+            st.session_state[f"{key}-report"] = plots.html_report(sweep)
+        if f"{key}-report" in st.session_state:
+            st.download_button("Download HTML report", st.session_state[f"{key}-report"],
+                               file_name="headlab_report.html", mime="text/html", key=f"{key}-html")
+        for i, run in enumerate(sweep.runs):
+            with st.expander(f"Show Keras code — {i + 1}. {names[i]}"):
+                st.code(_keras_code(sweep, run), language="python")
+
+
+def _headline_metric(sweep, run) -> tuple[str, str] | None:
+    from lib.metrics import primary_metric
+
+    name = primary_metric(sweep.task)
+    value = run.final.get(name)
+    if value is None:
+        return None
+    label = {"val_accuracy": "val accuracy", "val_exact_match": "val exact match", "val_mae": "val MAE"}[name]
+    shown = f"{value:.1%}" if name != "val_mae" else f"{value:.3g} {sweep.unit}".strip()
+    return label, shown
+
+
+def _keras_code(sweep, run) -> str:
+    try:
+        from lib.codegen import keras_script
+    except ImportError:
+        return "# code export is not available in this build"
+    return keras_script(run.config, backbone=sweep.backbone, input_size=sweep.input_size, n_outputs=sweep.n_outputs,
+                        label_names=sweep.label_names, epochs=sweep.epochs, seed=sweep.seed, batch_size=sweep.batch_size)
+
+
+def verdicts_for(exp: Experiment, n_outputs: int) -> list[Verdict]:
+    return [verdict_for(h, n_outputs) for h in exp.heads]
+
+
+__all__ = ["MAX_HEADS"]
