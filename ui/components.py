@@ -43,11 +43,13 @@ def ensure_app_navigation() -> None:
     Until some session has executed app.py, Streamlit treats the `pages/` folder as a legacy
     multipage app, so the first visitor of a direct link (e.g. /lessons?lesson=…) would get the page
     file alone: no wide layout, no sidebar, a raw file list as navigation. Switching that mode off
-    and rerunning sends the same URL through app.py instead.
+    and rerunning sends the same URL through app.py instead. (Under AppTest there is no server
+    runtime and the test harness itself decides which file runs, so nothing is changed there.)
     """
+    from streamlit import runtime
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and runtime.exists():
         PagesManager.uses_pages_directory = False
         st.rerun()
 
