@@ -32,3 +32,4 @@ test: venv chromium lint
 
 bench: venv
 	$(PY) bench/bench_sweep.py
+	$(PY) bench/bench_pretraining.py
