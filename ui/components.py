@@ -5,6 +5,7 @@ Widgets and layout only; every number and figure comes from lib/.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -290,6 +291,12 @@ def render_results(sweep, key: str) -> None:
         with c2:
             _chart(plots.metric_curves(sweep), f"{key}-metric")
         _chart(plots.grad_norm_curves(sweep), f"{key}-grad")
+        if len(sweep.runs) > 1 and st.toggle("One loss chart per head", key=f"{key}-split"):
+            per_row = st.columns(min(3, len(sweep.runs)))
+            for i, run in enumerate(sweep.runs):
+                with per_row[i % len(per_row)]:
+                    single = dataclasses.replace(sweep, runs=[run])
+                    _chart(plots.loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
     with outputs:
         for i in range(len(sweep.runs)):
             st.markdown(f"#### {i + 1}. {names[i]}")
