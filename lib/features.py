@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -74,11 +75,12 @@ def find_cut(model, unfrozen: int) -> Cut:
     return Cut(index, model.layers[index].name, last - index, unfrozen)
 
 
-def _cache_key(bb: LoadedBackbone, cut: Cut, data: TaskData) -> str:
+def cache_path(bb: LoadedBackbone, cut: Cut, data: TaskData) -> Path:
+    """The cache file for these features, named by a hash of everything that determines them."""
     import keras
 
     parts = [FORMAT_VERSION, bb.name, bb.weights_id, bb.size, cut.layer_name, data.fingerprint, keras.__version__]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+    return cache_dir() / "features" / f"{hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]}.npy"
 
 
 def _extractor(bb: LoadedBackbone, cut: Cut):
@@ -126,7 +128,7 @@ def get_features(bb: LoadedBackbone, cut: Cut, data: TaskData, use_cache: bool =
     import time
 
     t0 = time.perf_counter()
-    path = cache_dir() / "features" / f"{_cache_key(bb, cut, data)}.npy"
+    path = cache_path(bb, cut, data)
     note = ""
     if use_cache and path.is_file():
         try:

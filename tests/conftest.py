@@ -7,8 +7,9 @@ import tempfile
 
 # Before anything imports Keras: keep tests off the user's caches and never reach for the network.
 _TMP = tempfile.mkdtemp(prefix="headlab-tests-")
-os.environ.setdefault("HEADLAB_CACHE", os.path.join(_TMP, "cache"))
-os.environ.setdefault("KERAS_HOME", os.path.join(_TMP, "keras"))
+# Forced, not defaulted: some tests damage cache entries on purpose and must never touch a real cache.
+os.environ["HEADLAB_CACHE"] = os.path.join(_TMP, "cache")
+os.environ["KERAS_HOME"] = os.path.join(_TMP, "keras")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402

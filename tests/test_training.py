@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from lib.diagnostics import annotate
-from lib.features import find_cut, get_features, single_tensor_cuts
+from lib.features import cache_path, find_cut, get_features, single_tensor_cuts
 from lib.heads import parse_head_string
-from lib.paths import cache_dir
 from lib.reference import fit_full_model
 from lib.training import train
 
@@ -65,8 +64,8 @@ def test_a_damaged_cache_entry_is_recomputed(toy, tiny_backbone):
     data = toy("binary")
     cut = find_cut(tiny_backbone.model, 0)
     good = get_features(tiny_backbone, cut, data).features
-    for f in (cache_dir() / "features").glob("*.npy"):
-        f.write_bytes(f.read_bytes()[:100])  # as if the process died mid-write without the atomic rename
+    entry = cache_path(tiny_backbone, cut, data)
+    entry.write_bytes(entry.read_bytes()[:100])  # as if the process died mid-write without the atomic rename
     again = get_features(tiny_backbone, cut, data)
     assert not again.cached
     np.testing.assert_array_equal(again.features, good)
