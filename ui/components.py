@@ -300,11 +300,9 @@ def render_results(sweep, key: str) -> None:
     with outputs:
         for i in range(len(sweep.runs)):
             st.markdown(f"#### {i + 1}. {names[i]}")
-            c1, c2 = st.columns([3, 2])
-            with c1:
-                _chart(plots.output_histograms(sweep, i), f"{key}-hist-{i}")
-            with c2:
-                _chart(plots.output_sum_histogram(sweep, i), f"{key}-sum-{i}")
+            # full width each: the before/after panels need the room to stay readable when projected
+            _chart(plots.output_histograms(sweep, i), f"{key}-hist-{i}")
+            _chart(plots.output_sum_histogram(sweep, i), f"{key}-sum-{i}")
     with extra:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
