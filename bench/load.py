@@ -1,0 +1,371 @@
+"""Load test: N people click Train at (about) the same moment on one Head Lab server.
+
+Starts `streamlit run app.py` on 127.0.0.1 with a fresh HEADLAB_CACHE, warms it with one session's
+run (features extracted and cached), times one session alone, then opens N real browser sessions
+(one headless Chromium, one browser context per session, driven from asyncio), each on the
+Experiment page with its own 4-head sweep link (seed varies per session), clicks Train on all of
+them together and waits for every session's results ("Trained 4 heads" + 8 loss curves).
+
+Per session it records click → results time (measured in the page's own clock), whether it was
+queued behind the server's training gate and the highest place in line it saw, and errors
+(timeouts, an exception box or error alert on the page, a lost connection; the per-head diagnoses the
+results show as red boxes with a "Knob:" — this sweep includes a one-unit softmax on purpose — are
+findings, not failures). The server's memory
+(VmRSS / VmHWM of the streamlit process) is sampled every 0.5 s.
+
+    python bench/load.py [--sessions 30] [--epochs 20] [--heads 4] [--slots N] [--timeout 1800]
+
+Exits non-zero when any session errored. Only loopback addresses are used; the server is always
+terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HEADS = ["activation=sigmoid", "activation=softmax,units=1",
+         "activation=softmax,units=2,loss=sparse_categorical_crossentropy", "activation=linear,from_logits=true",
+         "activation=sigmoid,units=1", "activation=softmax,units=2,loss=sparse_categorical_crossentropy"]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# Installed in every page before clicking: records the click moment, every "Queued: N" place seen,
+# the moment results are complete, and any error box / lost connection — all in the page's clock,
+# so the figures do not depend on how quickly this script gets round to polling 30 pages.
+WATCH_JS = r"""
+(nHeads) => {
+  if (window.__hl) return;
+  const st = window.__hl = {clickAt: null, doneAt: null, maxPlace: 0, queued: false, errors: [],
+                            disconnected: false, successText: null};
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest && e.target.closest('button');
+    if (b && st.clickAt === null && /Train/.test(b.textContent)) st.clickAt = performance.now();
+  }, true);
+  const want = `Trained ${nHeads} heads`;
+  const check = () => {
+    if (st.clickAt === null) return;
+    for (const el of document.querySelectorAll('[data-testid=stProgress]')) {
+      const m = /Queued: (\d+) ahead/.exec(el.textContent);
+      if (m) { st.queued = true; st.maxPlace = Math.max(st.maxPlace, +m[1]); }
+    }
+    for (const el of document.querySelectorAll('[data-testid=stException], [data-testid=stAlertContentError]')) {
+      // a head's diagnosis in the results ("... Knob: units") is an expected finding, not a failure
+      if (el.getAttribute('data-testid') == 'stAlertContentError' && el.textContent.includes('Knob:')) continue;
+      const t = (el.getAttribute('data-testid') + ': ' + el.textContent).slice(0, 300);
+      if (!st.errors.includes(t)) st.errors.push(t);
+    }
+    if (document.querySelector('[data-testid=stConnectionStatus]')) st.disconnected = true;
+    if (st.doneAt === null) {
+      const ok = [...document.querySelectorAll('[data-testid=stAlertContentSuccess]')]
+        .find(el => el.textContent.includes(want));
+      const plot = document.querySelector('.js-plotly-plot');
+      if (ok && plot && plot.querySelectorAll('g.trace.scatter').length == 2 * nHeads) {
+        st.doneAt = performance.now(); st.successText = ok.textContent;
+      }
+    }
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true});
+  setInterval(check, 250);
+}
+"""
+
+
+@dataclass
+class Session:
+    index: int
+    seed: int
+    seconds: float | None = None
+    queued: bool = False
+    max_place: int = 0
+    errors: list[str] = field(default_factory=list)
+    disconnected: bool = False
+    success_text: str | None = None
+
+
+class MemorySampler(threading.Thread):
+    """Every `interval` s: VmRSS of `pid` (peak kept) and VmHWM (the kernel's own peak)."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_rss_kb = 0
+        self.hwm_kb = 0
+        self.samples = 0
+        self._stop = threading.Event()
+
+    def sample(self) -> None:
+        try:
+            text = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return
+        for key in ("VmRSS", "VmHWM"):
+            m = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
+            if m:
+                kb = int(m.group(1))
+                if key == "VmRSS":
+                    self.peak_rss_kb = max(self.peak_rss_kb, kb)
+                else:
+                    self.hwm_kb = max(self.hwm_kb, kb)
+        self.samples += 1
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sample()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _query(heads: int, epochs: int, seed: int) -> str:
+    from lib.experiment import Experiment
+    from lib.heads import parse_head_string
+
+    exp = Experiment(task="binary", dataset="fashion", epochs=epochs, seed=seed,
+                     heads=tuple(parse_head_string("binary", h) for h in HEADS[:heads]))
+    return urllib.parse.urlencode(exp.to_query(), doseq=True)
+
+
+def _p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile (for 30 values: the 29th smallest)."""
+    s = sorted(values)
+    return s[max(0, math.ceil(0.95 * len(s)) - 1)]
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self, cap: float | None = None) -> float:
+        left = max(1.0, self.end - time.monotonic())
+        return min(left, cap) if cap else left
+
+    def ms(self, cap: float | None = None) -> float:
+        return self.left(cap) * 1000
+
+
+async def _open(browser, url: str, s: Session, args, deadline: Deadline):
+    """A fresh browser context on the session's link, watcher installed, Train button ready."""
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+    ctx.set_default_timeout(deadline.ms(300))
+    page = await ctx.new_page()
+    await page.goto(f"{url}/experiment?{_query(args.heads, args.epochs, s.seed)}", timeout=deadline.ms(300))
+    await page.get_by_role("button", name="Train").wait_for(timeout=deadline.ms(300))
+    await page.evaluate(WATCH_JS, args.heads)
+    return ctx, page
+
+
+async def _wait_result(page, s: Session, deadline: Deadline, poll: float = 0.5) -> None:
+    """Poll the page's watcher until results are drawn, an error shows, or time runs out."""
+    state: dict = {}
+    while True:
+        try:
+            state = await asyncio.wait_for(page.evaluate("() => window.__hl"), timeout=deadline.left(60))
+        except Exception as e:  # noqa: BLE001 — a page that stops answering is this session's error
+            s.errors.append(f"page did not answer: {type(e).__name__}: {str(e)[:200]}")
+            return
+        s.queued, s.max_place = state["queued"], state["maxPlace"]
+        s.disconnected = state["disconnected"]
+        if state["errors"]:
+            s.errors.extend(state["errors"])
+            return
+        if state["doneAt"] is not None:
+            s.seconds = (state["doneAt"] - state["clickAt"]) / 1000
+            s.success_text = state["successText"]
+            return
+        if time.monotonic() >= deadline.end:
+            s.errors.append("timeout: no results before the overall deadline"
+                            + (" (the page lost its connection)" if s.disconnected else ""))
+            return
+        await asyncio.sleep(poll)
+
+
+async def _one_alone(browser, url: str, s: Session, args, deadline: Deadline) -> Session:
+    ctx, page = await _open(browser, url, s, args, deadline)
+    try:
+        await page.wait_for_timeout(500)
+        await page.get_by_role("button", name="Train").click(timeout=deadline.ms(60))
+        await _wait_result(page, s, deadline)
+    finally:
+        await ctx.close()
+    return s
+
+
+async def _burst(browser, url: str, sessions: list[Session], args, deadline: Deadline) -> float:
+    """Open every session, then click all Train buttons together; returns the click spread (s)."""
+    sem = asyncio.Semaphore(6)  # page loads a few at a time: 30 at once would starve the 2 cores
+
+    async def open_one(s: Session):
+        async with sem:
+            try:
+                return await _open(browser, url, s, args, deadline)
+            except Exception as e:  # noqa: BLE001
+                s.errors.append(f"page did not load: {type(e).__name__}: {str(e)[:200]}")
+                return None
+
+    opened = await asyncio.gather(*(open_one(s) for s in sessions))
+    ready = [(s, o) for s, o in zip(sessions, opened) if o is not None]
+    print(f"  {len(ready)}/{len(sessions)} pages open with Train ready; clicking all together", flush=True)
+    await asyncio.sleep(1.0)
+
+    async def click(s: Session, page) -> float | None:
+        try:
+            await page.get_by_role("button", name="Train").click(timeout=deadline.ms(60))
+            return time.monotonic()
+        except Exception as e:  # noqa: BLE001
+            s.errors.append(f"click failed: {type(e).__name__}: {str(e)[:200]}")
+            return None
+
+    t0 = time.monotonic()
+    clicked = await asyncio.gather(*(click(s, o[1]) for s, o in ready))
+    spread = max((c for c in clicked if c), default=t0) - t0
+    try:
+        await asyncio.gather(*(_wait_result(o[1], s, deadline) for (s, o), c in zip(ready, clicked) if c))
+    finally:
+        await asyncio.gather(*(o[0].close() for _, o in ready), return_exceptions=True)
+    return spread
+
+
+async def _drive(url: str, args, deadline: Deadline, mem: MemorySampler):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
+                                           timeout=60_000)
+        try:
+            warm = await _one_alone(browser, url, Session(-1, seed=0), args, deadline)
+            print(f"warm-up: {warm.seconds and f'{warm.seconds:.2f} s'} — {warm.success_text or warm.errors}",
+                  flush=True)
+            if warm.errors:
+                raise RuntimeError(f"warm-up failed: {warm.errors}")
+            singles = []
+            for k in range(args.single_runs):
+                one = await _one_alone(browser, url, Session(-2 - k, seed=1 + k), args, deadline)
+                if one.errors:
+                    raise RuntimeError(f"single-session run failed: {one.errors}")
+                print(f"single session alone: {one.seconds:.2f} s — {one.success_text}", flush=True)
+                singles.append(one.seconds)
+            rss_before = mem.peak_rss_kb
+            sessions = [Session(i, seed=100 + i) for i in range(args.sessions)]
+            t0 = time.monotonic()
+            spread = await _burst(browser, url, sessions, args, deadline)
+            wall = time.monotonic() - t0
+        finally:
+            await browser.close()
+    return statistics.median(singles), sessions, spread, wall, rss_before
+
+
+def _on_alarm(*_) -> None:
+    raise TimeoutError("overall timeout passed")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sessions", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--heads", type=int, default=4, choices=range(1, len(HEADS) + 1))
+    p.add_argument("--slots", type=int, default=None,
+                   help="HEADLAB_TRAINING_SLOTS for the server (default: the server's own default)")
+    p.add_argument("--timeout", type=float, default=1800, help="overall limit in seconds")
+    p.add_argument("--single-runs", type=int, default=1, help="lone-session timings before the burst (median)")
+    args = p.parse_args()
+
+    deadline = Deadline(args.timeout)
+    # backstop: if anything hangs past the deadline, SIGALRM ends the run (the finally still runs)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(int(args.timeout) + 60)
+
+    cache = tempfile.mkdtemp(prefix="headlab-load-")
+    env = {**os.environ, "HEADLAB_CACHE": cache}
+    if args.slots is not None:
+        env["HEADLAB_TRAINING_SLOTS"] = str(args.slots)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(Path(cache) / "server.log", "w")  # noqa: SIM115 — closed in finally
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true",
+                               "--browser.gatherUsageStats", "false"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    mem = MemorySampler(server.pid)
+    mem.start()
+    print(f"server pid {server.pid} on {url}; cache {cache}; slots "
+          f"{args.slots if args.slots is not None else 'default'}; {args.sessions} sessions × {args.heads} heads × "
+          f"{args.epochs} epochs", flush=True)
+    try:
+        healthy_by = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"server exited with {server.returncode}; see {log.name}")
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > healthy_by:
+                raise RuntimeError("server not healthy within 120 s")
+            time.sleep(0.5)
+        single, sessions, spread, wall, rss_before = asyncio.run(
+            asyncio.wait_for(_drive(url, args, deadline, mem), timeout=deadline.left()))
+    finally:
+        signal.alarm(0)
+        mem.stop()
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        log.close()
+
+    print()
+    print(f"{'session':>7} {'seed':>5} {'seconds':>8} {'queued':>6} {'max place':>9}  errors")
+    for s in sessions:
+        secs = f"{s.seconds:.2f}" if s.seconds is not None else "-"
+        print(f"{s.index:>7} {s.seed:>5} {secs:>8} {'yes' if s.queued else 'no':>6} {s.max_place:>9}  "
+              f"{'; '.join(s.errors) if s.errors else ''}{' [connection lost]' if s.disconnected else ''}")
+    done = [s.seconds for s in sessions if s.seconds is not None]
+    errored = [s for s in sessions if s.errors or s.seconds is None]
+    print()
+    print(f"sessions: {len(sessions)} (clicked within {spread:.2f} s; burst wall time {wall:.1f} s)")
+    print(f"errors: {len(errored)}")
+    print(f"results received: {len(done)}/{len(sessions)}")
+    print(f"queued sessions: {sum(s.queued for s in sessions)}; max queue place seen: "
+          f"{max((s.max_place for s in sessions), default=0)}")
+    if done:
+        p95 = _p95(done)
+        print(f"completion time click → results: median {statistics.median(done):.2f} s, p95 {p95:.2f} s, "
+              f"min {min(done):.2f} s, max {max(done):.2f} s")
+        print(f"single session alone: {single:.2f} s; p95 / single = {p95 / single:.2f}×")
+    print(f"server memory: peak RSS {mem.peak_rss_kb / 1024:.0f} MB (VmHWM {mem.hwm_kb / 1024:.0f} MB; "
+          f"peak before the burst {rss_before / 1024:.0f} MB; {mem.samples} samples)")
+    print(f"server log: {Path(cache) / 'server.log'}")
+    return 1 if errored else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
