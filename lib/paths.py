@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A temp file this old was left by a writer that died (killed server, power cut): no live write
+# takes minutes, so the next write in the same folder removes it.
+STALE_TMP_SECONDS = 15 * 60
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 
 
@@ -29,3 +33,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    remove_stale_temp_files(path.parent)
+
+
+def remove_stale_temp_files(folder: Path, older_than: float = STALE_TMP_SECONDS) -> list[Path]:
+    """Delete leftovers of atomic_write_bytes ('.<name>.<random>.tmp') older than `older_than` seconds."""
+    removed = []
+    cutoff = time.time() - older_than
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for p in candidates:
+        try:
+            if p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # another writer removed or replaced it first
+            continue
+    return removed
