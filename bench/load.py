@@ -55,7 +55,8 @@ WATCH_JS = r"""
 (nHeads) => {
   if (window.__hl) return;
   const st = window.__hl = {clickAt: null, doneAt: null, maxPlace: 0, queued: false, errors: [],
-                            disconnected: false, successText: null};
+                            disconnected: false, successText: null,
+                            barAt: null, startAt: null, trainedAt: null};  // phases, for where time goes
   document.addEventListener('click', (e) => {
     const b = e.target.closest && e.target.closest('button');
     if (b && st.clickAt === null && /Train/.test(b.textContent)) st.clickAt = performance.now();
@@ -64,6 +65,9 @@ WATCH_JS = r"""
   const check = () => {
     if (st.clickAt === null) return;
     for (const el of document.querySelectorAll('[data-testid=stProgress]')) {
+      if (st.barAt === null) st.barAt = performance.now();  // the script reached train_with_progress
+      if (st.startAt === null && !/Waiting for a training slot|Queued:/.test(el.textContent))
+        st.startAt = performance.now();  // holds a training slot
       const m = /Queued: (\d+) ahead/.exec(el.textContent);
       if (m) { st.queued = true; st.maxPlace = Math.max(st.maxPlace, +m[1]); }
     }
@@ -77,6 +81,7 @@ WATCH_JS = r"""
     if (st.doneAt === null) {
       const ok = [...document.querySelectorAll('[data-testid=stAlertContentSuccess]')]
         .find(el => el.textContent.includes(want));
+      if (ok && st.trainedAt === null) st.trainedAt = performance.now();
       const plot = document.querySelector('.js-plotly-plot');
       if (ok && plot && plot.querySelectorAll('g.trace.scatter').length == 2 * nHeads) {
         st.doneAt = performance.now(); st.successText = ok.textContent;
@@ -99,6 +104,7 @@ class Session:
     errors: list[str] = field(default_factory=list)
     disconnected: bool = False
     success_text: str | None = None
+    phases: dict = field(default_factory=dict)  # click → bar shown, → slot held, → "Trained", → charts
 
 
 class MemorySampler(threading.Thread):
@@ -197,6 +203,10 @@ async def _wait_result(page, s: Session, deadline: Deadline, poll: float = 0.5) 
         if state["doneAt"] is not None:
             s.seconds = (state["doneAt"] - state["clickAt"]) / 1000
             s.success_text = state["successText"]
+            marks = [state["clickAt"], state["barAt"], state["startAt"], state["trainedAt"], state["doneAt"]]
+            if all(m is not None for m in marks):
+                s.phases = {k: (b - a) / 1000 for k, a, b in zip(("to_gate", "queued", "train", "draw"),
+                                                                   marks, marks[1:])}
             return
         if time.monotonic() >= deadline.end:
             s.errors.append("timeout: no results before the overall deadline"
@@ -309,7 +319,10 @@ def main() -> int:
     log = open(Path(cache) / "server.log", "w")  # noqa: SIM115 — closed in finally
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                "--server.address", "127.0.0.1", "--server.headless", "true",
-                               "--browser.gatherUsageStats", "false"],
+                               "--browser.gatherUsageStats", "false",
+                               # no file watcher: other people's edits and test runs in this checkout
+                               # must not rerun or prompt the sessions, nor spend the server's CPU
+                               "--server.fileWatcherType", "none"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     mem = MemorySampler(server.pid)
     mem.start()
@@ -343,10 +356,13 @@ def main() -> int:
         log.close()
 
     print()
-    print(f"{'session':>7} {'seed':>5} {'seconds':>8} {'queued':>6} {'max place':>9}  errors")
+    print(f"{'session':>7} {'seed':>5} {'seconds':>8} {'queued':>6} {'max place':>9} "
+          f"{'to gate':>8} {'in queue':>8} {'train':>6} {'draw':>6}  errors")
     for s in sessions:
         secs = f"{s.seconds:.2f}" if s.seconds is not None else "-"
-        print(f"{s.index:>7} {s.seed:>5} {secs:>8} {'yes' if s.queued else 'no':>6} {s.max_place:>9}  "
+        ph = " ".join(f"{s.phases[k]:>{w}.1f}" if k in s.phases else f"{'-':>{w}}"
+                      for k, w in (("to_gate", 8), ("queued", 8), ("train", 6), ("draw", 6)))
+        print(f"{s.index:>7} {s.seed:>5} {secs:>8} {'yes' if s.queued else 'no':>6} {s.max_place:>9} {ph}  "
               f"{'; '.join(s.errors) if s.errors else ''}{' [connection lost]' if s.disconnected else ''}")
     done = [s.seconds for s in sessions if s.seconds is not None]
     errored = [s for s in sessions if s.errors or s.seconds is None]
@@ -361,6 +377,12 @@ def main() -> int:
         print(f"completion time click → results: median {statistics.median(done):.2f} s, p95 {p95:.2f} s, "
               f"min {min(done):.2f} s, max {max(done):.2f} s")
         print(f"single session alone: {single:.2f} s; p95 / single = {p95 / single:.2f}×")
+        timed = [s.phases for s in sessions if s.phases]
+        if timed:
+            print("median phases: " + ", ".join(
+                f"{name} {statistics.median(ph[k] for ph in timed):.1f} s" for k, name in
+                (("to_gate", "click → progress bar"), ("queued", "in queue"), ("train", "training + results"),
+                 ("draw", "results → charts drawn"))))
     print(f"server memory: peak RSS {mem.peak_rss_kb / 1024:.0f} MB (VmHWM {mem.hwm_kb / 1024:.0f} MB; "
           f"peak before the burst {rss_before / 1024:.0f} MB; {mem.samples} samples)")
     print(f"server log: {Path(cache) / 'server.log'}")
