@@ -14,7 +14,7 @@ import streamlit as st
 
 from lib import plots
 from lib.errors import HeadLabError
-from lib.experiment import MAX_HEADS, Experiment
+from lib.experiment import Experiment
 from lib.heads import (
     ACTIVATIONS,
     BIAS_INITIALIZERS,
@@ -28,7 +28,7 @@ from lib.heads import (
     format_initializer,
     parse_hidden,
 )
-from lib.pairings import Verdict, verdict_for
+from lib.pairings import Verdict
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
@@ -348,10 +348,3 @@ def _keras_code(sweep, run) -> str:
         return "# code export is not available in this build"
     return keras_script(run.config, backbone=sweep.backbone, input_size=sweep.input_size, n_outputs=sweep.n_outputs,
                         label_names=sweep.label_names, epochs=sweep.epochs, seed=sweep.seed, batch_size=sweep.batch_size)
-
-
-def verdicts_for(exp: Experiment, n_outputs: int) -> list[Verdict]:
-    return [verdict_for(h, n_outputs) for h in exp.heads]
-
-
-__all__ = ["MAX_HEADS"]
