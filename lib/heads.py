@@ -51,6 +51,7 @@ MAX_UNITS = 4096
 MAX_HIDDEN_LAYERS = 4
 MAX_UNFROZEN = 2000
 MAX_LEARNING_RATE = 10.0
+MAX_NAME = 80
 
 _INIT_RE = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
@@ -60,7 +61,7 @@ def parse_initializer(spec: str, table: dict[str, dict[str, float]]) -> tuple[st
     m = _INIT_RE.match(spec or "")
     if not m or m.group(1) not in table:
         raise ConfigError(
-            f"unknown initializer {spec!r}; choose one of {', '.join(table)} "
+            f"unknown initializer {short(spec)}; choose one of {', '.join(table)} "
             "(parameters in brackets, e.g. random_normal(stddev=0.5))"
         )
     name, args = m.group(1), m.group(2)
@@ -70,11 +71,11 @@ def parse_initializer(spec: str, table: dict[str, dict[str, float]]) -> tuple[st
         key = key.strip()
         if key not in params:
             allowed = ", ".join(params) or "no parameters"
-            raise ConfigError(f"initializer {name} has {allowed}; got {key!r}")
+            raise ConfigError(f"initializer {name} has {allowed}; got {short(key)}")
         try:
             params[key] = float(value)
         except ValueError:
-            raise ConfigError(f"initializer parameter {key} must be a number, got {value!r}") from None
+            raise ConfigError(f"initializer parameter {key} must be a number, got {short(value)}") from None
         if not math.isfinite(params[key]):
             raise ConfigError(f"initializer parameter {key} must be finite")
     return name, params
@@ -91,16 +92,21 @@ def format_initializer(name: str, params: dict[str, float], table: dict[str, dic
 def parse_hidden(spec: str | tuple | list) -> tuple[tuple[int, str], ...]:
     """'128:relu;64:tanh' ('+' works too), or a sequence of (units, activation) pairs or such strings."""
     if isinstance(spec, (tuple, list)):
-        parts = [p if isinstance(p, str) else f"{p[0]}:{p[1]}" for p in spec]
-    else:
+        try:
+            parts = [p if isinstance(p, str) else f"{p[0]}:{p[1]}" for p in spec]
+        except (TypeError, IndexError, KeyError):
+            raise ConfigError(f"hidden layers {short(spec)}: write units:activation pairs, e.g. 128:relu") from None
+    elif isinstance(spec, str) or spec is None:
         parts = re.split(r"[;+]", spec or "")
+    else:
+        raise ConfigError(f"hidden layers {short(spec)}: write units:activation, e.g. 128:relu;64:relu")
     layers = []
     for part in filter(None, (p.strip() for p in parts)):
         units_s, _, act = part.partition(":")
         try:
             units = int(units_s)
         except ValueError:
-            raise ConfigError(f"hidden layer {part!r}: write units:activation, e.g. 128:relu") from None
+            raise ConfigError(f"hidden layer {short(part)}: write units:activation, e.g. 128:relu") from None
         layers.append((units, (act or "relu").strip()))
     return tuple(layers)
 
@@ -144,9 +150,11 @@ class HeadConfig:
             raise ConfigError("from_logits must be true or false")
         lr = self.learning_rate
         if not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= MAX_LEARNING_RATE:
-            raise ConfigError(f"learning_rate must be a number in (0, {MAX_LEARNING_RATE:g}]; got {lr!r}")
+            raise ConfigError(f"learning_rate must be a number in (0, {MAX_LEARNING_RATE:g}]; got {short(lr)}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout <= 0.95:
-            raise ConfigError(f"dropout must be between 0 and 0.95; got {self.dropout!r}")
+            raise ConfigError(f"dropout must be between 0 and 0.95; got {short(self.dropout)}")
+        if not isinstance(self.name, str) or len(self.name) > MAX_NAME:
+            raise ConfigError(f"a head's name is text of at most {MAX_NAME} characters")
         # Normalise the initializer strings so equal configs compare (and hash) equal.
         k_name, k_params = parse_initializer(self.kernel_initializer, KERNEL_INITIALIZERS)
         b_name, b_params = parse_initializer(self.bias_initializer, BIAS_INITIALIZERS)
@@ -194,7 +202,10 @@ class HeadConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"unknown head setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            names = ", ".join(map(str, unknown))
+            names = names if len(names) <= 60 else f"{names[:60]}…"
+            raise ConfigError(f"unknown head setting(s): {names}; "
+                              f"known: {', '.join(sorted(known))}")
         d = dict(d)
         if "hidden" in d:
             d["hidden"] = parse_hidden(d["hidden"])
@@ -270,7 +281,7 @@ def parse_head_string(task: str, spec: str) -> HeadConfig:
         key, eq, value = part.partition("=")
         key, value = key.strip(), value.strip()
         if not eq:
-            raise ConfigError(f"head setting {part!r} needs the form key=value")
+            raise ConfigError(f"head setting {short(part)} needs the form key=value")
         if key == "task":
             raise ConfigError("set the task with --task, not inside --head")
         if key in _INT_FIELDS:
@@ -280,15 +291,15 @@ def parse_head_string(task: str, spec: str) -> HeadConfig:
             try:
                 d[key] = int(value)
             except ValueError:
-                raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+                raise ConfigError(f"{key} must be a whole number, got {short(value)}") from None
         elif key in _FLOAT_FIELDS:
             try:
                 d[key] = float(value)
             except ValueError:
-                raise ConfigError(f"{key} must be a number, got {value!r}") from None
+                raise ConfigError(f"{key} must be a number, got {short(value)}") from None
         elif key == "from_logits":
             if value.lower() not in _BOOL:
-                raise ConfigError(f"from_logits must be true or false, got {value!r}")
+                raise ConfigError(f"from_logits must be true or false, got {short(value)}")
             d[key] = _BOOL[value.lower()]
         else:
             d[key] = value
@@ -313,11 +324,17 @@ def _split_top_level(spec: str) -> list[str]:
     return parts
 
 
+def short(value, limit: int = 60) -> str:
+    """repr() cut to a readable length: error messages must not echo a 100 kB input back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _check_choice(what: str, value, choices) -> None:
     if value not in choices:
-        raise ConfigError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+        raise ConfigError(f"unknown {what} {short(value)}; choose one of {', '.join(choices)}")
 
 
 def _check_int(what: str, value, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{what} must be a whole number from {lo} to {hi}; got {value!r}")
+        raise ConfigError(f"{what} must be a whole number from {lo} to {hi}; got {short(value)}")

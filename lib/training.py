@@ -281,6 +281,8 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         raise ConfigError(f"at most {MAX_HEADS} head configurations per run; got {len(configs)}")
     if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
         raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}; got {epochs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= 2**31 - 1:
+        raise ConfigError(f"seed must be a whole number from 0 to {2**31 - 1}; got {str(seed)[:40]}")
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
         raise ConfigError(f"batch size must be from 1 to 4096; got {batch_size!r}")
     for c in configs:

@@ -142,16 +142,11 @@ def test_absurd_cli_settings_exit_2_with_one_line(args, fragment):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG (lib/training.py train does not validate "
-                   "seed): seed -1 reaches np.random.default_rng(-1) -> ValueError, so `python -m lib sweep "
-                   "--seed -1` dies with a traceback and exit 1 instead of exit 2 with one line")
 def test_negative_seed_is_a_config_error(toy, tiny_backbone):
     with pytest.raises(ConfigError):
         train([default_head("binary")], toy("binary"), epochs=1, seed=-1, loaded=tiny_backbone)
 
 
-@pytest.mark.xfail(strict=True, reason="lib/heads.py echoes the whole bad value: a 100 kB --head gives a "
-                   "100 kB error line")
 def test_error_line_for_a_huge_head_string_stays_short():
     result = run_cli("sweep", "--task", "binary", "--quiet", "--head", "x" * BIG)
     assert result.returncode == 2 and len(error_lines(result.stderr)[0]) < 1000
@@ -218,9 +213,6 @@ def test_absurd_values_inside_a_head_link_are_left_out(head, fragment):
     assert len(notices) == 1 and fragment in notices[0], notices
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="BUG (lib/heads.py from_dict): a non-string, "
-                   "non-list 'hidden' in a head link calls parse_hidden outside the ConfigError guard "
-                   "and raises TypeError out of from_query")
 def test_a_numeric_hidden_inside_a_head_link_is_left_out():
     exp, notices = from_query({"task": "binary", "h": [head_link({"task": "binary", "hidden": 5})]})
     assert exp.heads == (default_head("binary"),) and notices
