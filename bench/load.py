@@ -68,7 +68,7 @@ WATCH_JS = r"""
       if (st.barAt === null) st.barAt = performance.now();  // the script reached train_with_progress
       if (st.startAt === null && !/Waiting for a training slot|Queued:/.test(el.textContent))
         st.startAt = performance.now();  // holds a training slot
-      const m = /Queued: (\d+) ahead/.exec(el.textContent);
+      const m = /Queued: place (\d+)/.exec(el.textContent);
       if (m) { st.queued = true; st.maxPlace = Math.max(st.maxPlace, +m[1]); }
     }
     for (const el of document.querySelectorAll('[data-testid=stException], [data-testid=stAlertContentError]')) {

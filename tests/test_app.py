@@ -70,6 +70,19 @@ def test_training_from_the_experiment_page_shows_results():
     assert at.session_state["sweep"].epochs == 3
 
 
+def test_a_second_session_running_the_same_sweep_gets_it_without_training():
+    query = {"task": "binary", "epochs": "2", "size": "64", "seed": "4242"}
+    first = open_page("pages/experiment.py", query)
+    first.button(key="train").click().run()
+    second = open_page("pages/experiment.py", query)
+    second.button(key="train").click().run()
+    assert not second.exception
+    messages = [s.value for s in second.success]
+    assert any("Someone ran exactly this sweep before" in m for m in messages), messages
+    a, b = first.session_state["sweep"], second.session_state["sweep"]
+    assert a.runs[0].history == b.runs[0].history
+
+
 def test_link_round_trip_and_bad_links_give_notices():
     h = default_head("multiclass", activation="sigmoid", loss="categorical_crossentropy").to_url()
     at = open_page("pages/experiment.py", {"task": "multiclass", "ds": "shapes", "epochs": "7", "seed": "9", "h": [h]})

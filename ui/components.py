@@ -198,6 +198,7 @@ def train_with_progress(exp: Experiment, key: str):
 
     Returns the SweepResult, or None after showing an actionable error.
     """
+    from lib import sweep_cache
     from lib.diagnostics import annotate
     from lib.jobs import gate
     from lib.training import train
@@ -209,7 +210,7 @@ def train_with_progress(exp: Experiment, key: str):
     last_draw = [0.0]
 
     def on_wait(place: int) -> None:
-        bar.progress(0.0, text=f"Queued: {place} ahead of you in line — the server trains a few sweeps at a time.")
+        bar.progress(0.0, text=f"Queued: place {place} in line — the server trains a few sweeps at a time.")
 
     def on_progress(event: dict) -> None:
         if event["stage"] == "features":
@@ -227,10 +228,19 @@ def train_with_progress(exp: Experiment, key: str):
     try:
         data = task_data(exp.dataset, exp.task)
         bb = shared_backbone(exp.backbone, exp.input_size)
-        with gate().slot(on_wait=on_wait):
-            bar.progress(0.0, text="Starting…")
-            sweep = train(exp.heads, data, epochs=exp.epochs, seed=exp.seed, loaded=bb, progress=on_progress)
-        annotate(sweep)
+        key = sweep_cache.sweep_key(exp.heads, data.fingerprint, bb.name, bb.size, bb.weights, exp.epochs, exp.seed)
+        shared = sweep_cache.get(key)
+        if shared is None:
+            with gate().slot(on_wait=on_wait):
+                shared = sweep_cache.get(key)  # someone ahead in the queue may have run the same sweep
+                if shared is None:
+                    bar.progress(0.0, text="Starting…")
+                    sweep = annotate(train(exp.heads, data, epochs=exp.epochs, seed=exp.seed, loaded=bb,
+                                           progress=on_progress))
+                    sweep_cache.put(key, sweep)
+        if shared is not None:  # the same heads, data and seed give the same curves: no need to train again
+            sweep = dataclasses.replace(shared, runs=[dataclasses.replace(r, config=h)
+                                                      for r, h in zip(shared.runs, exp.heads, strict=True)])
     except HeadLabError as e:
         status.error(str(e))
         return None
@@ -243,8 +253,10 @@ def train_with_progress(exp: Experiment, key: str):
     bar.empty()
     t = sweep.timing
     features = "from cache" if t["features_cached"] else f"extracted in {t['features_seconds']:.1f} s"
+    again = " Someone ran exactly this sweep before: same settings and seed, same curves, shown at once." \
+        if shared is not None else ""
     status.success(f"Trained {len(sweep.runs)} heads × {sweep.epochs} epochs in {t['training_seconds']:.1f} s "
-                   f"(features {features}).")
+                   f"(features {features}).{again}")
     return sweep
 
 
