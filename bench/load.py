@@ -281,7 +281,8 @@ async def _drive(url: str, args, deadline: Deadline, mem: MemorySampler):
                 print(f"single session alone: {one.seconds:.2f} s — {one.success_text}", flush=True)
                 singles.append(one.seconds)
             rss_before = mem.peak_rss_kb
-            sessions = [Session(i, seed=100 + i) for i in range(args.sessions)]
+            # --same-sweep: the workshop case, everyone runs the same lesson (served from the shared sweep cache)
+            sessions = [Session(i, seed=100 if args.same_sweep else 100 + i) for i in range(args.sessions)]
             t0 = time.monotonic()
             spread = await _burst(browser, url, sessions, args, deadline)
             wall = time.monotonic() - t0
@@ -302,6 +303,8 @@ def main() -> int:
     p.add_argument("--slots", type=int, default=None,
                    help="HEADLAB_TRAINING_SLOTS for the server (default: the server's own default)")
     p.add_argument("--timeout", type=float, default=1800, help="overall limit in seconds")
+    p.add_argument("--same-sweep", action="store_true",
+                   help="every session runs the same experiment and seed (a class running one lesson)")
     p.add_argument("--single-runs", type=int, default=1, help="lone-session timings before the burst (median)")
     args = p.parse_args()
 
