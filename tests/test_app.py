@@ -66,7 +66,9 @@ def test_training_from_the_experiment_page_shows_results():
     assert any(h.value == "Results" for h in at.header), [e.value for e in at.error]
     text = " ".join(e.value for e in at.error)
     assert "Every prediction is exactly 1" in text
-    assert len(at.get("plotly_chart")) >= 3 + 2 * 2  # curves + per-run output figures
+    assert len(at.get("plotly_chart")) == 3  # loss, metric, gradient: only the chosen view is built
+    at.segmented_control(key="exp-view").set_value("Outputs before / after").run()
+    assert len(at.get("plotly_chart")) == 2 * 2  # outputs before/after and per-sample sums, per head
     assert at.session_state["sweep"].epochs == 3
 
 

@@ -87,7 +87,7 @@ def test_run_a_lesson_in_the_browser(server, browser):
     loss.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "lesson-curves.png"))
 
-    page.get_by_role("tab", name="Outputs before / after").click()
+    page.get_by_text("Outputs before / after", exact=True).click()
     page.wait_for_timeout(2000)
     visible = page.locator(".js-plotly-plot:visible")
     hist = visible.nth(0)

@@ -35,6 +35,7 @@ LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
                "warning": ("orange", "Warning", ":material/warning:"),
                "error": ("red", "Mismatch", ":material/error:")}
 UPLOAD_PREFIX = "upload: "
+VIEWS = ("Curves", "Outputs before / after", "Confusion & calibration", "Export")
 
 
 # ---- page chrome ----------------------------------------------------------------------------------
@@ -295,8 +296,10 @@ def render_results(sweep, key: str) -> None:
                     st.caption(f"Keras warned: {w}")
                 st.caption(f"Backbone: {run.cut}")
 
-    curves, outputs, extra, export = st.tabs(["Curves", "Outputs before / after", "Confusion & calibration", "Export"])
-    with curves:
+    # Only the chosen view is built and sent (tabs would build all ~20 charts on every rerun, which is
+    # what slowed 30 simultaneous sessions down most in the load benchmark).
+    view = st.segmented_control("View", VIEWS, default=VIEWS[0], key=f"{key}-view", label_visibility="collapsed")
+    if view == VIEWS[0] or view is None:
         c1, c2 = st.columns(2)
         with c1:
             _chart(plots.loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
@@ -309,13 +312,13 @@ def render_results(sweep, key: str) -> None:
                 with per_row[i % len(per_row)]:
                     single = dataclasses.replace(sweep, runs=[run])
                     _chart(plots.loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
-    with outputs:
+    elif view == VIEWS[1]:
         for i in range(len(sweep.runs)):
             st.markdown(f"#### {i + 1}. {names[i]}")
             # full width each: the before/after panels need the room to stay readable when projected
             _chart(plots.output_histograms(sweep, i), f"{key}-hist-{i}")
             _chart(plots.output_sum_histogram(sweep, i), f"{key}-sum-{i}")
-    with extra:
+    elif view == VIEWS[2]:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
         else:
@@ -326,7 +329,7 @@ def render_results(sweep, key: str) -> None:
                         _chart(plots.confusion_matrix(sweep, i), f"{key}-cm-{i}")
                 with c2:
                     _chart(plots.reliability_diagram(sweep, i), f"{key}-rel-{i}")
-    with export:
+    else:
         import pandas as pd
 
         st.download_button("Download run history (CSV)", pd.DataFrame(history_rows(sweep)).to_csv(index=False),
