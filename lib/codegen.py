@@ -11,11 +11,13 @@ Generating a script needs no Keras import: everything is decided from the config
 
 from __future__ import annotations
 
+import inspect
 import re
 import textwrap
 
 from lib.backbones import DEFAULT_BACKBONE, get_spec
 from lib.errors import ConfigError
+from lib.features import single_tensor_cuts
 from lib.head_model import _KERNEL_CLASSES, _UNSEEDED
 from lib.heads import HeadConfig
 from lib.pairings import target_format, verdict_for
@@ -386,6 +388,11 @@ base = keras.applications.{spec.constructor}(
 '''
 
 
+# The generated script must run on its own, so it carries Head Lab's cut rule as source text taken
+# from lib/features.py itself (one definition, never a drifting copy).
+_CUTS_SOURCE = inspect.getsource(single_tensor_cuts).rstrip()
+
+
 def _freezing(config) -> str:
     if config.unfrozen == 0:
         return '''
@@ -402,23 +409,7 @@ x = base(inputs, training=False)
 UNFROZEN = {config.unfrozen}
 
 
-def single_tensor_cuts(model):
-    """Indices i of model.layers where the graph passes through layers[i]'s output alone."""
-    layers = model.layers
-    producer = {{id(layer.output): i for i, layer in enumerate(layers)}}
-    last_use = list(range(len(layers)))
-    for j, layer in enumerate(layers[1:], start=1):
-        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-        for t in inputs:
-            if id(t) in producer:
-                last_use[producer[id(t)]] = max(last_use[producer[id(t)]], j)
-    cuts, reach = [], 0
-    for i in range(len(layers)):
-        if reach <= i:
-            cuts.append(i)
-        reach = max(reach, last_use[i])
-    return [i for i in cuts if len(layers[i].output.shape) == 4]  # cut only at spatial maps
-
+{_CUTS_SOURCE}
 
 last = len(base.layers) - 1
 cut = max(i for i in single_tensor_cuts(base) if i <= max(0, last - UNFROZEN))
