@@ -166,6 +166,16 @@ class LoadedBackbone:
         return "imagenet" if self.weights.startswith("imagenet") else "random"
 
 
+def _keras_constructor(spec: BackboneSpec, size: int) -> tuple[Callable, dict]:
+    """keras.applications' constructor for a spec, and its no-top arguments at an input size."""
+    import keras
+
+    kwargs = {"include_top": False, "input_shape": (size, size, 3)}
+    if spec.alpha is not None:
+        kwargs["alpha"] = spec.alpha
+    return getattr(keras.applications, spec.constructor), kwargs
+
+
 @functools.lru_cache(maxsize=8)
 def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone:
     """Build a backbone at an input size. weights: 'auto' (ImageNet if available offline, else random),
@@ -178,7 +188,6 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
         raise BackboneError(f"{spec.title} takes input sizes {', '.join(map(str, spec.sizes()))}; got {size}")
     if weights not in ("auto", "imagenet", "random"):
         raise BackboneError("weights must be auto, imagenet or random")
-    import keras
 
     status = weights_status(name, size)
     note = ""
@@ -190,10 +199,7 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
             return LoadedBackbone(name, size, "random (chosen)", full, torch_preprocess)
         model = mobilenet_port.load_pretrained_mobilenetv2(input_size=size, include_top=False)
         return LoadedBackbone(name, size, BUNDLED, model, torch_preprocess)
-    ctor = getattr(keras.applications, spec.constructor)
-    kwargs = {"include_top": False, "input_shape": (size, size, 3)}
-    if spec.alpha is not None:
-        kwargs["alpha"] = spec.alpha
+    ctor, kwargs = _keras_constructor(spec, size)
     used = "random (chosen)" if weights == "random" else RANDOM
     model = None
     want_imagenet = weights == "imagenet" or (weights == "auto" and status == CACHED)
@@ -213,7 +219,6 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
 
 def fetch_weights(names: list[str]) -> dict[str, str]:
     """Download Keras's ImageNet weights for the named backbones (needs the internet)."""
-    import keras
 
     out = {}
     for name in names:
@@ -221,10 +226,7 @@ def fetch_weights(names: list[str]) -> dict[str, str]:
         if spec.bundled:
             out[name] = BUNDLED if _bundled_available() else "bundled package missing: run the set-up again"
             continue
-        ctor = getattr(keras.applications, spec.constructor)
-        kwargs = {"include_top": False, "input_shape": (spec.default_size,) * 2 + (3,)}
-        if spec.alpha is not None:
-            kwargs["alpha"] = spec.alpha
+        ctor, kwargs = _keras_constructor(spec, spec.default_size)
         try:
             ctor(weights="imagenet", **kwargs)
             out[name] = CACHED

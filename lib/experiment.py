@@ -18,8 +18,6 @@ MAX_HEADS = 6
 MAX_EPOCHS = 200
 MAX_QUERY_CHARS = 8000
 MAX_SEED = 2**31 - 1
-SAMPLE_TASKS = {"fashion": ("binary", "multiclass"),
-                "shapes": ("binary", "multiclass", "multilabel", "regression")}
 
 
 @dataclass(frozen=True)
@@ -82,8 +80,11 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[Experiment, list[
         notices.append(f"Unknown task '{str(task)[:40]}' in the link; using binary.")
         task = "binary"
     base = default_experiment(task)
+    from lib.data import list_datasets
+
+    sample_tasks = {card["name"]: card["tasks"] for card in list_datasets()}  # the dataset cards say
     dataset = single.get("ds", base.dataset)
-    if dataset not in SAMPLE_TASKS or task not in SAMPLE_TASKS[dataset]:
+    if dataset not in sample_tasks or task not in sample_tasks[dataset]:
         if "ds" in single:
             notices.append(f"Dataset '{str(dataset)[:40]}' is not a sample dataset with a {task} task; "
                            f"using {base.dataset}.")

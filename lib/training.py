@@ -209,21 +209,20 @@ class _HeadRunner:
         import tensorflow as tf
 
         self.config = config
-        feats_tr, feats_va = x_tr, x_va
         model, out_layer, self.notes = build_head(
-            config, feats_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index)
+            config, x_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index)
         opt = make_optimizer(config)
         opt.build(model.trainable_variables)
         self.x_tr, self.x_va = x_tr, x_va  # tensors shared by every head on the same cut
         self.y_tr = tf.constant(encode_targets(config, y_tr_raw, n_outputs))
         self.y_va = tf.constant(encode_targets(config, y_va_raw, n_outputs))
-        self.key = _structure_key(config, feats_tr.shape, feats_va.shape, self.y_tr.shape, self.y_tr.dtype.name,
+        self.key = _structure_key(config, x_tr.shape, x_va.shape, self.y_tr.shape, self.y_tr.dtype.name,
                                   batch_size, cut.index, backbone_id)
         with _POOL_LOCK:
             idle = _POOL.get(self.key)
             compiled = idle.pop() if idle else None
         if compiled is None:
-            compiled = _Compiled(model, out_layer, make_loss(config), opt, int(feats_tr.shape[0]), batch_size)
+            compiled = _Compiled(model, out_layer, make_loss(config), opt, int(x_tr.shape[0]), batch_size)
         else:
             compiled.load_state(model, opt)
         self.compiled = compiled
