@@ -17,6 +17,14 @@ _KERNEL_CLASSES = {
 _UNSEEDED = {"Zeros", "Ones", "Constant"}
 
 
+def pooling_layer(pooling: str, name: str = "pool"):
+    """The Keras layer for a config's pooling (gap, max or flatten)."""
+    import keras
+
+    return {"gap": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
+            "flatten": keras.layers.Flatten}[pooling](name=name)
+
+
 def make_initializer(name: str, params: dict[str, float], seed: int):
     """A Keras initializer with explicit parameters and seed, so a config + seed always starts the same."""
     import keras
@@ -62,7 +70,8 @@ def _clone_top(backbone, cut_index: int, x):
     layers = backbone.layers
     tensors = {id(layers[cut_index].output): x}
     for layer in layers[cut_index + 1:]:
-        clone = layer.__class__.from_config(layer.get_config())
+        # trainable=True whatever the shared layer's flag says: these copies are the part that trains
+        clone = layer.__class__.from_config({**layer.get_config(), "trainable": True})
         inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
         args = [tensors[id(t)] for t in inputs]
         out = clone(args if len(args) > 1 else args[0])
@@ -72,8 +81,12 @@ def _clone_top(backbone, cut_index: int, x):
 
 
 def build_head(config: HeadConfig, feature_shape: tuple[int, ...], n_outputs: int, y_train: np.ndarray,
-               seed: int, backbone=None, cut_index: int | None = None):
-    """The trainable model from cached features to outputs. Returns (model, final Dense layer, notes)."""
+               seed: int, backbone=None, cut_index: int | None = None, pooled: bool = False):
+    """The trainable model from cached features to outputs. Returns (model, final Dense layer, notes).
+
+    pooled=True: the features were already pooled the config's way (a frozen base: pooling has no
+    weights, so it is done once for all epochs instead of on every batch) and the model starts after it.
+    """
     import keras
 
     notes: list[str] = []
@@ -82,9 +95,8 @@ def build_head(config: HeadConfig, feature_shape: tuple[int, ...], n_outputs: in
     x = inp
     if backbone is not None and cut_index is not None and cut_index < len(backbone.layers) - 1:
         x = _clone_top(backbone, cut_index, x)
-    pool = {"gap": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
-            "flatten": keras.layers.Flatten}[config.pooling]
-    x = pool(name="pool")(x)
+    if not pooled:
+        x = pooling_layer(config.pooling)(x)
     k_name, k_params = config.kernel_init()
     for i, (h_units, h_act) in enumerate(config.hidden):
         x = keras.layers.Dense(h_units, activation=h_act, name=f"hidden_{i}",

@@ -32,7 +32,20 @@ def fit_full_model(config: HeadConfig, data: TaskData, bb: LoadedBackbone, *, ep
     keras.utils.set_random_seed(seed)
     cut = find_cut(bb.model, config.unfrozen)
     bottom = keras.Model(bb.model.input, bb.model.layers[cut.index].output, name="frozen_bottom")
-    bottom.trainable = False
+    # `bottom` shares its layers with the cached backbone every other run uses, and freezing it sets
+    # their flags: put them back afterwards, or later fine-tuning clones would start out frozen.
+    flags = [layer.trainable for layer in bb.model.layers]
+    try:
+        bottom.trainable = False
+        return _fit(config, data, bb, bottom, cut, epochs, seed, batch_size, x)
+    finally:
+        for layer, flag in zip(bb.model.layers, flags, strict=True):
+            layer.trainable = flag
+
+
+def _fit(config, data, bb, bottom, cut, epochs, seed, batch_size, x) -> dict[str, list[float]]:
+    import keras
+
     tr, va = ~data.is_val, data.is_val
     head, _, _ = build_head(config, tuple(bottom.output.shape[1:]), data.n_outputs, data.y[tr], seed,
                             bb.model, cut.index)
