@@ -25,7 +25,7 @@ from lib import metrics as M
 from lib.backbones import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
 from lib.errors import ConfigError
 from lib.features import Cut, find_cut, get_features
-from lib.head_model import build_head
+from lib.head_model import build_head, pooling_layer
 from lib.heads import HeadConfig
 from lib.pairings import Verdict, target_format, verdict_for
 from lib.taskdata import TaskData
@@ -205,19 +205,19 @@ class _HeadRunner:
     own initial weights, learning rate and seeds."""
 
     def __init__(self, config, x_tr, x_va, y_tr_raw, y_va_raw, n_outputs, seed, batch_size,
-                 backbone, cut: Cut, backbone_id: tuple):
+                 backbone, cut: Cut, backbone_id: tuple, pooled: bool):
         import tensorflow as tf
 
         self.config = config
         model, out_layer, self.notes = build_head(
-            config, x_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index)
+            config, x_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index, pooled=pooled)
         opt = make_optimizer(config)
         opt.build(model.trainable_variables)
         self.x_tr, self.x_va = x_tr, x_va  # tensors shared by every head on the same cut
         self.y_tr = tf.constant(encode_targets(config, y_tr_raw, n_outputs))
         self.y_va = tf.constant(encode_targets(config, y_va_raw, n_outputs))
         self.key = _structure_key(config, x_tr.shape, x_va.shape, self.y_tr.shape, self.y_tr.dtype.name,
-                                  batch_size, cut.index, backbone_id)
+                                  batch_size, cut.index, backbone_id, pooled)
         with _POOL_LOCK:
             idle = _POOL.get(self.key)
             compiled = idle.pop() if idle else None
@@ -295,7 +295,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     # Features: one extraction per distinct cut point, shared by every head that uses it.
     t0 = time.perf_counter()
     cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in configs}
-    features: dict[int, tuple] = {}  # cut index -> (train, validation) feature tensors
+    features: dict = {}  # cut index (or (top, pooling) once pooled) -> (train, validation) feature tensors
     all_cached = True
     for k, cut in enumerate(sorted(set(cuts.values()), key=lambda c: -c.index)):
         fr = get_features(bb, cut, data, use_cache,
@@ -304,6 +304,12 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         all_cached &= fr.cached
         if fr.cache_note and fr.cache_note not in notes:
             notes.append(fr.cache_note)
+    # A frozen base's heads get their features pooled once, here, rather than on every batch of every
+    # epoch (pooling has no weights; it was most of a small head's step time).
+    top = len(bb.model.layers) - 1
+    for pooling in {c.pooling for c in configs if cuts[c.unfrozen].index >= top}:
+        layer = pooling_layer(pooling)
+        features[(top, pooling)] = tuple(layer(x) for x in features[top])
     t_features = time.perf_counter() - t0
     emit({"stage": "features", "fraction": 1.0})
 
@@ -322,13 +328,15 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         run.history = {"epoch": [], "loss": [], "val_loss": [], "grad_norm": [],
                        **{m: [] for m in M.metric_names(data.task)}}
         runs.append(run)
-        x_tr, x_va = features[cuts[config.unfrozen].index]
+        cut = cuts[config.unfrozen]
+        pooled = cut.index >= top
+        x_tr, x_va = features[(top, config.pooling)] if pooled else features[cut.index]
         t_run = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 runner = _HeadRunner(config, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size,
-                                     bb.model, cuts[config.unfrozen], (bb.name, bb.size, bb.weights_id))
+                                     bb.model, cut, (bb.name, bb.size, bb.weights_id), pooled)
                 out, val_loss = runner.evaluate()
                 run.snapshots[0] = out.numpy()
                 run.final["initial_val_loss"] = float(val_loss)
