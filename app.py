@@ -55,6 +55,9 @@ def home() -> None:
     )
 
 
+from ui.components import keep_keras_state  # noqa: E402  (after set_page_config)
+
+keep_keras_state()  # before Keras is imported anywhere: every page's run would otherwise clear it
 _warm_up_tensorflow()
 HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
 EXPERIMENT_PAGE = st.Page("pages/experiment.py", title="Experiment", icon=":material/tune:", url_path="experiment")

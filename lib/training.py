@@ -24,7 +24,7 @@ import numpy as np
 from lib import metrics as M
 from lib.backbones import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
 from lib.errors import ConfigError
-from lib.features import Cut, find_cut, get_features
+from lib.features import Cut, cache_path, find_cut, get_features
 from lib.head_model import build_head, pooling_layer
 from lib.heads import HeadConfig
 from lib.pairings import Verdict, target_format, verdict_for
@@ -295,23 +295,10 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     # Features: one extraction per distinct cut point, shared by every head that uses it.
     t0 = time.perf_counter()
     cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in configs}
-    features: dict = {}  # cut index (or (top, pooling) once pooled) -> (train, validation) feature tensors
-    all_cached = True
-    for k, cut in enumerate(sorted(set(cuts.values()), key=lambda c: -c.index)):
-        fr = get_features(bb, cut, data, use_cache,
-                          progress=lambda f, k=k: emit({"stage": "features", "fraction": (k + f) / len(set(cuts.values()))}))
-        features[cut.index] = (tf.constant(fr.features[~data.is_val]), tf.constant(fr.features[data.is_val]))
-        all_cached &= fr.cached
-        if fr.cache_note and fr.cache_note not in notes:
-            notes.append(fr.cache_note)
-    # A frozen base's heads get their features pooled once, here, rather than on every batch of every
-    # epoch (pooling has no weights; it was most of a small head's step time).
     top = len(bb.model.layers) - 1
-    for pooling in {c.pooling for c in configs if cuts[c.unfrozen].index >= top}:
-        layer = pooling_layer(pooling)
-        features[(top, pooling)] = tuple(layer(x) for x in features[top])
+    features, all_cached, cache_notes = _feature_tensors(bb, cuts, configs, data, use_cache, emit)
+    notes += [n for n in cache_notes if n not in notes]
     t_features = time.perf_counter() - t0
-    emit({"stage": "features", "fraction": 1.0})
 
     tr, va = ~data.is_val, data.is_val
     y_tr, y_va = data.y[tr], data.y[va]
@@ -381,6 +368,76 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
                 "features_cached": all_cached},
         backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes)
+
+
+class _TensorMemory:
+    """Feature tensors kept in memory between sweeps, least recently used out first, within a byte budget.
+
+    Every sweep on a sample dataset would otherwise read the same file and copy it into new tensors
+    (a tenth of a second of a quarter-second sweep). Keys are the disk cache's content hash plus the
+    pooling, so an entry can never be stale.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: tuple, tensors: tuple) -> None:
+        size = sum(int(np.prod(t.shape)) * t.dtype.size for t in tensors)
+        if size > self.budget:
+            return
+        with self._lock:
+            self._items[key] = tensors
+            self._items.move_to_end(key)
+            while sum(int(np.prod(t.shape)) * t.dtype.size for v in self._items.values() for t in v) > self.budget:
+                self._items.popitem(last=False)
+
+
+_MEMORY = _TensorMemory(int(os.environ.get("HEADLAB_FEATURE_MEMORY_MB", "512")) * 2**20)
+
+
+def _feature_tensors(bb: LoadedBackbone, cuts: dict[int, Cut], configs: list[HeadConfig], data: TaskData,
+                     use_cache: bool, emit: ProgressFn) -> tuple[dict, bool, list[str]]:
+    """(train, validation) tensors per cut index, and per (top index, pooling) for frozen-base heads.
+
+    A frozen base's heads get their features pooled once, here, rather than on every batch of every
+    epoch (pooling has no weights; it was most of a small head's step time). Returns the tensors,
+    whether nothing had to be extracted, and the disk cache's notes.
+    """
+    import tensorflow as tf
+
+    top = len(bb.model.layers) - 1
+    poolings = sorted({c.pooling for c in configs if cuts[c.unfrozen].index >= top})
+    distinct = sorted(set(cuts.values()), key=lambda c: -c.index)
+    features: dict = {}
+    all_cached, notes = True, []
+    for k, cut in enumerate(distinct):
+        path = str(cache_path(bb, cut, data))
+        wanted = [(top, p) for p in poolings] if cut.index >= top else [cut.index]
+        hits = {w: _MEMORY.get((path, w)) if use_cache else None for w in wanted}
+        if all(v is not None for v in hits.values()):
+            features.update(hits)
+            continue
+        fr = get_features(bb, cut, data, use_cache,
+                          progress=lambda f, k=k: emit({"stage": "features", "fraction": (k + f) / len(distinct)}))
+        all_cached &= fr.cached
+        if fr.cache_note:
+            notes.append(fr.cache_note)
+        raw = (tf.constant(fr.features[~data.is_val]), tf.constant(fr.features[data.is_val]))
+        for w in wanted:
+            features[w] = raw if w == cut.index else tuple(pooling_layer(w[1])(x) for x in raw)
+            if use_cache and not fr.cache_note:
+                _MEMORY.put((path, w), features[w])
+    emit({"stage": "features", "fraction": 1.0})
+    return features, all_cached, notes
 
 
 def _step(run: RunResult, runner: _HeadRunner, order: np.ndarray, capture: bool) -> dict:

@@ -17,6 +17,7 @@ from ui.components import (
     dataset_options,
     ensure_app_navigation,
     head_editor,
+    keep_keras_state,
     projector_css,
     render_results,
     task_data,
@@ -25,6 +26,7 @@ from ui.components import (
 )
 
 ensure_app_navigation()
+keep_keras_state()  # app.py does this for the server; here for pages run alone (tests)
 ss = st.session_state
 projector_css()
 st.title("Experiment")

@@ -9,6 +9,7 @@ from lib.lessons import LESSONS, get_lesson
 from lib.pairings import verdict_for
 from ui.components import (
     ensure_app_navigation,
+    keep_keras_state,
     projector_css,
     render_results,
     train_with_progress,
@@ -16,6 +17,7 @@ from ui.components import (
 )
 
 ensure_app_navigation()
+keep_keras_state()  # app.py does this for the server; here for pages run alone (tests)
 ss = st.session_state
 projector_css()
 st.title("Lessons")

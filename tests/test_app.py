@@ -110,3 +110,23 @@ def test_a_lesson_runs_with_one_click(lesson):
     assert not at.exception
     assert any("What we measured" in s.value for s in at.success), [e.value for e in at.error]
     assert len(at.get("plotly_chart")) >= 3
+
+
+def test_page_runs_no_longer_clear_keras_session(monkeypatch):
+    """Streamlit clears Keras's session after every script run; Head Lab's pages switch that off."""
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    current = script_runner._clean_problem_modules
+    original = getattr(current, "replaced", current)
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", original)  # as a fresh server starts
+    clears = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: clears.append(1))
+    original()
+    assert clears == [1]  # Streamlit's own clean-up does clear it: the check below can fail
+    clears.clear()
+    for page in ("app.py", "pages/experiment.py", "pages/lessons.py"):
+        monkeypatch.setattr(script_runner, "_clean_problem_modules", original)
+        at = AppTest.from_file(f"../{page}", default_timeout=TIMEOUT).run()
+        assert not at.exception, page
+        assert clears == [], page

@@ -160,3 +160,37 @@ def test_history_and_snapshots_have_the_promised_shape(toy, tiny_backbone):
     assert sorted(run.snapshots) == [0, 1, 2, 5]
     assert run.snapshots[0].shape == (len(sweep.y_val), 3)
     assert sweep.backend == "tensorflow" and sweep.keras_version.startswith("3.")
+
+
+def test_feature_tensors_stay_in_memory_between_sweeps_per_pooling(toy, tiny_backbone, monkeypatch):
+    import lib.training as T
+
+    monkeypatch.setattr(T, "_MEMORY", T._TensorMemory(64 * 2**20))
+    reads = []
+    real = T.get_features
+    monkeypatch.setattr(T, "get_features", lambda *a, **k: reads.append(1) or real(*a, **k))
+    data = toy("binary")
+    first = train(heads("binary", "pooling=gap"), data, epochs=2, seed=3, loaded=tiny_backbone)
+    again = train(heads("binary", "pooling=gap"), data, epochs=2, seed=3, loaded=tiny_backbone)
+    assert len(reads) == 1  # the second sweep read nothing from disk
+    np.testing.assert_array_equal(first.runs[0].history["loss"], again.runs[0].history["loss"])
+    train(heads("binary", "pooling=max"), data, epochs=1, seed=3, loaded=tiny_backbone)
+    assert len(reads) == 2  # another pooling is another entry
+    train(heads("binary", "pooling=gap"), data, epochs=1, seed=3, loaded=tiny_backbone, use_cache=False)
+    assert len(reads) == 3  # use_cache=False bypasses memory too
+
+
+def test_tensor_memory_keeps_within_its_budget_least_recently_used_out():
+    import tensorflow as tf
+
+    from lib.training import _TensorMemory
+
+    mem = _TensorMemory(budget_bytes=3 * 400)  # room for three 100-float entries
+    entry = {k: (tf.zeros((100,)),) for k in "abcd"}
+    for k in "abc":
+        mem.put((k,), entry[k])
+    assert mem.get(("a",)) is entry["a"]  # a is now the most recently used
+    mem.put(("d",), entry["d"])
+    assert mem.get(("b",)) is None and mem.get(("a",)) is entry["a"] and mem.get(("d",)) is entry["d"]
+    mem.put(("huge",), (tf.zeros((1000,)),))  # larger than the whole budget: not kept, evicts nothing
+    assert mem.get(("huge",)) is None and mem.get(("c",)) is entry["c"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import uuid
 
 import streamlit as st
@@ -29,6 +28,7 @@ from lib.heads import (
     parse_hidden,
 )
 from lib.pairings import Verdict
+from lib.progress import RedrawThrottle
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
@@ -54,6 +54,34 @@ def ensure_app_navigation() -> None:
     if PagesManager.uses_pages_directory and runtime.exists():
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def keep_keras_state() -> None:
+    """Stop Streamlit from clearing Keras's global session at the end of every script run.
+
+    Streamlit does that (keras.backend.clear_session(): a full gc.collect() and a reset of TF's
+    default graph and kernel cache) after each run of each session, for apps that rebuild models on
+    every rerun. Head Lab builds its models in lib/ and pools them across sessions, so the clear only
+    cost CPU — about a quarter of a second per click, the largest share of a click's server time —
+    and ran in the middle of other sessions' training. Matplotlib figures are still closed, as before.
+    Relies on `script_runner._clean_problem_modules`, a Streamlit internal (Streamlit is pinned);
+    tests/test_app.py checks that a run no longer clears the session.
+    """
+    import sys
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if getattr(script_runner._clean_problem_modules, "headlab", False):
+        return
+
+    def clean_matplotlib_only() -> None:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close("all")
+
+    clean_matplotlib_only.headlab = True
+    clean_matplotlib_only.replaced = script_runner._clean_problem_modules
+    script_runner._clean_problem_modules = clean_matplotlib_only
 
 
 def projector_css() -> None:
@@ -208,7 +236,7 @@ def train_with_progress(exp: Experiment, key: str):
     bar = st.progress(0.0, text="Waiting for a training slot…")
     live = st.empty()
     history: dict[int, list[float]] = {}
-    last_draw = [0.0]
+    throttle = RedrawThrottle()
 
     def on_wait(place: int) -> None:
         bar.progress(0.0, text=f"Queued: place {place} in line — the server trains a few sweeps at a time.")
@@ -219,10 +247,11 @@ def train_with_progress(exp: Experiment, key: str):
             return
         history.setdefault(event["run"], []).append(event["history"].get("loss", float("nan")))
         done = event["epoch"] / event["epochs"]
-        bar.progress(0.3 + 0.7 * done, text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")
-        now = time.monotonic()
-        if now - last_draw[0] > 0.4 or done >= 1:  # redraw at most a few times a second
-            last_draw[0] = now
+        redraw_bar, redraw_curves = throttle.due()
+        if redraw_bar:
+            bar.progress(0.3 + 0.7 * done,
+                         text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")
+        if redraw_curves:
             live.line_chart({f"{i + 1}. {exp.heads[i].label()}": v for i, v in sorted(history.items())},
                             x_label="epoch", y_label="training loss", height=220)
 

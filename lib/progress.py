@@ -1,0 +1,39 @@
+"""When a training page should redraw its progress bar and live loss curves.
+
+Every redraw is a message to the browser, and under a workshop's load those messages queue behind one
+another: a 4-head sweep trains in a quarter of a second, so redrawing per head and epoch cost more than
+the training it showed. The bar moves a few times a second; live curves appear only for runs long
+enough to watch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class RedrawThrottle:
+    """due() says, for one progress event, whether to redraw the bar and whether to redraw the curves.
+
+    The clock starts at the first event (the first epoch), not at creation: time spent queued for a
+    training slot does not count towards `curves_after`.
+    """
+
+    def __init__(self, bar_every: float = 0.25, curves_after: float = 1.5, curves_every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.bar_every, self.curves_after, self.curves_every = bar_every, curves_after, curves_every
+        self.clock = clock
+        self.started: float | None = None
+        self._last_bar = self._last_curves = float("-inf")
+
+    def due(self) -> tuple[bool, bool]:
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        bar = now - self._last_bar >= self.bar_every
+        if bar:
+            self._last_bar = now
+        curves = now - self.started >= self.curves_after and now - self._last_curves >= self.curves_every
+        if curves:
+            self._last_curves = now
+        return bar, curves
