@@ -1,19 +1,26 @@
 """Load test: N people click Train at (about) the same moment on one Head Lab server.
 
 Starts `streamlit run app.py` on 127.0.0.1 with a fresh HEADLAB_CACHE, warms it with one session's
-run (features extracted and cached), times one session alone, then opens N real browser sessions
-(one headless Chromium, one browser context per session, driven from asyncio), each on the
-Experiment page with its own 4-head sweep link (seed varies per session), clicks Train on all of
-them together and waits for every session's results ("Trained 4 heads" + 8 loss curves).
+run (features extracted and cached), times one session alone (median of --single-runs), then opens N
+sessions on the Experiment page, each with its own 4-head sweep link (seed varies per session, or
+one shared seed with --same-sweep), clicks Train on all of them together and waits for every
+session's results ("Trained 4 heads" and the loss chart with a train and a validation curve per head).
 
-Per session it records click → results time (measured in the page's own clock), whether it was
-queued behind the server's training gate and the highest place in line it saw, and errors
-(timeouts, an exception box or error alert on the page, a lost connection; the per-head diagnoses the
-results show as red boxes with a "Knob:" — this sweep includes a one-unit softmax on purpose — are
-findings, not failures). The server's memory
+Two kinds of client (--client):
+  ws       (default) Streamlit's own websocket protocol (bench/st_client.py): everything the server
+           does for a session, nothing drawn. In a workshop each participant's browser draws on their
+           own laptop; 30 Chromium renderers on this machine would take the server's cores instead.
+  browser  one headless Chromium page per session (real drawing, on this machine's cores); times
+           run to "charts drawn", measured in the page's own clock.
+
+Per session it records click → results time, whether it was queued behind the server's training
+gate and the highest place in line it saw, and errors (timeouts, an exception box or error alert on
+the page, a lost connection; the per-head diagnoses the results show as red boxes with a "Knob:" —
+this sweep includes a one-unit softmax on purpose — are findings, not failures). The server's memory
 (VmRSS / VmHWM of the streamlit process) is sampled every 0.5 s.
 
-    python bench/load.py [--sessions 30] [--epochs 20] [--heads 4] [--slots N] [--timeout 1800]
+    python bench/load.py [--client ws|browser] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
+                         [--same-sweep] [--single-runs 3] [--timeout 1800]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
 terminated.
@@ -261,6 +268,124 @@ async def _burst(browser, url: str, sessions: list[Session], args, deadline: Dea
     return spread
 
 
+# ---- websocket client (default): the server's work only, as when every participant has a laptop ----
+async def _ws_open(url: str, s: Session, args, deadline: Deadline):
+    from st_client import StreamlitSession
+
+    client = StreamlitSession(url, "experiment", _query(args.heads, args.epochs, s.seed))
+    await client.open(timeout=deadline.left(60))
+    if not await client.wait_until(lambda st: st.finished and st.button("Train") is not None,
+                                   time.monotonic() + deadline.left(300)):
+        await client.close()
+        raise RuntimeError(f"page did not load ({client.closed or 'no Train button'})")
+    return client
+
+
+async def _ws_run(client, s: Session, args, deadline: Deadline, clicks: list[float] | None = None) -> None:
+    """Click Train and follow the session's page until its results are complete (or it fails)."""
+    from streamlit.proto.Alert_pb2 import Alert
+
+    want = f"Trained {args.heads} heads"
+    runs_before = len(client.state.finished)
+    marks: dict[str, float] = {}
+
+    def check(st) -> bool:
+        now = time.monotonic()
+        texts = st.progress_texts()
+        if texts:
+            marks.setdefault("bar", now)
+            for t in texts:
+                m = re.search(r"Queued: place (\d+)", t)
+                if m:
+                    s.queued, s.max_place = True, max(s.max_place, int(m.group(1)))
+                elif "Waiting for a training slot" not in t:
+                    marks.setdefault("start", now)
+        if any(want in a for a in st.alerts(Alert.SUCCESS)):
+            marks.setdefault("trained", now)
+        if st.errors():
+            return True
+        return len(st.finished) > runs_before and "trained" in marks
+
+    t0 = marks["click"] = time.monotonic()
+    await client.click("Train")
+    if clicks is not None:
+        clicks.append(time.monotonic())
+    await client.wait_until(check, deadline.end)
+    errors = client.state.errors()
+    if errors:
+        s.errors.extend(errors)
+    elif "trained" not in marks or len(client.state.finished) <= runs_before:
+        s.errors.append("timeout: no results before the overall deadline" if not client.closed
+                        else f"lost connection: {client.closed}")
+    else:
+        traces = client.state.plotly_trace_counts()
+        if 2 * args.heads not in traces:  # the loss chart: train + validation per head
+            s.errors.append(f"results without the loss chart (plotly traces per chart: {traces})")
+            return
+        s.seconds = time.monotonic() - t0
+        s.success_text = next(a for a in client.state.alerts(Alert.SUCCESS) if want in a)
+        s.disconnected = client.closed is not None
+        order = ["click", "bar", "start", "trained"]
+        if all(k in marks for k in order):
+            end = t0 + s.seconds
+            points = [marks[k] for k in order] + [end]
+            s.phases = {k: b - a for k, a, b in zip(("to_gate", "queued", "train", "draw"), points, points[1:])}
+
+
+async def _ws_one_alone(url: str, s: Session, args, deadline: Deadline) -> Session:
+    client = await _ws_open(url, s, args, deadline)
+    try:
+        await asyncio.sleep(0.5)
+        await _ws_run(client, s, args, deadline)
+    finally:
+        await client.close()
+    return s
+
+
+async def _ws_burst(url: str, sessions: list[Session], args, deadline: Deadline) -> float:
+    sem = asyncio.Semaphore(6)
+
+    async def open_one(s: Session):
+        async with sem:
+            try:
+                return await _ws_open(url, s, args, deadline)
+            except Exception as e:  # noqa: BLE001
+                s.errors.append(f"page did not load: {type(e).__name__}: {str(e)[:200]}")
+                return None
+
+    opened = await asyncio.gather(*(open_one(s) for s in sessions))
+    ready = [(s, c) for s, c in zip(sessions, opened) if c is not None]
+    print(f"  {len(ready)}/{len(sessions)} sessions open with Train ready; clicking all together", flush=True)
+    await asyncio.sleep(1.0)
+    clicks: list[float] = []
+    try:
+        await asyncio.gather(*(_ws_run(c, s, args, deadline, clicks) for s, c in ready))
+    finally:
+        await asyncio.gather(*(c.close() for _, c in ready), return_exceptions=True)
+    return max(clicks) - min(clicks) if clicks else 0.0
+
+
+async def _drive_ws(url: str, args, deadline: Deadline, mem: MemorySampler):
+    warm = await _ws_one_alone(url, Session(-1, seed=0), args, deadline)
+    print(f"warm-up: {warm.seconds and f'{warm.seconds:.2f} s'} — {warm.success_text or warm.errors}", flush=True)
+    if warm.errors:
+        raise RuntimeError(f"warm-up failed: {warm.errors}")
+    singles = []
+    for k in range(args.single_runs):
+        one = await _ws_one_alone(url, Session(-2 - k, seed=1 + k), args, deadline)
+        if one.errors:
+            raise RuntimeError(f"single-session run failed: {one.errors}")
+        print(f"single session alone: {one.seconds:.2f} s — {one.success_text}", flush=True)
+        singles.append(one.seconds)
+    rss_before = mem.peak_rss_kb
+    sessions = [Session(i, seed=100 if args.same_sweep else 100 + i) for i in range(args.sessions)]
+    t0 = time.monotonic()
+    spread = await _ws_burst(url, sessions, args, deadline)
+    wall = time.monotonic() - t0
+    return statistics.median(singles), sessions, spread, wall, rss_before
+
+
+# ---- real browsers: what a page shows, but every renderer runs on the server's own cores ----------
 async def _drive(url: str, args, deadline: Deadline, mem: MemorySampler):
     from playwright.async_api import async_playwright
 
@@ -305,7 +430,10 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=1800, help="overall limit in seconds")
     p.add_argument("--same-sweep", action="store_true",
                    help="every session runs the same experiment and seed (a class running one lesson)")
-    p.add_argument("--single-runs", type=int, default=1, help="lone-session timings before the burst (median)")
+    p.add_argument("--single-runs", type=int, default=3, help="lone-session timings before the burst (median)")
+    p.add_argument("--client", choices=("ws", "browser"), default="ws",
+                   help="ws: Streamlit's websocket protocol, no rendering (as when each participant has their own "
+                        "laptop); browser: one headless Chromium page per session, on this machine's cores")
     args = p.parse_args()
 
     deadline = Deadline(args.timeout)
@@ -345,8 +473,9 @@ def main() -> int:
             if time.monotonic() > healthy_by:
                 raise RuntimeError("server not healthy within 120 s")
             time.sleep(0.5)
+        drive = _drive_ws if args.client == "ws" else _drive
         single, sessions, spread, wall, rss_before = asyncio.run(
-            asyncio.wait_for(_drive(url, args, deadline, mem), timeout=deadline.left()))
+            asyncio.wait_for(drive(url, args, deadline, mem), timeout=deadline.left()))
     finally:
         signal.alarm(0)
         mem.stop()
