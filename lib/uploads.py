@@ -2,9 +2,13 @@
 
 The Data page calls `handle_upload` with the uploaded bytes and a folder that belongs to the
 browser session (`session_dir(session_id)`), never a shared path: two sessions uploading files
-with the same names never see each other's data. Within a session, a zip is extracted once into
-a folder named after the hash of its bytes; extracting goes to a temporary folder first and is
-renamed into place, so a half-extracted upload is never mistaken for a complete one.
+with the same names never see each other's data.
+
+Nothing of an upload stays on disk: the zip is extracted into a temporary folder inside the
+session's folder, loaded into memory (the TaskData the session keeps, which Streamlit frees when the
+session ends), and the folder is removed at once, whatever happened. At most `EXTRACTION_SLOTS`
+uploads are unpacked at a time across the server, so the disk used by uploads never exceeds
+`max_disk_bytes()`; a server killed mid-extraction leaves a folder that `prune_stale` removes.
 
 Errors never escape: a `DataError` becomes its message; anything else becomes a short generic
 message (the traceback goes to the log, not to the user).
@@ -12,14 +16,16 @@ message (the traceback goes to the log, not to the user).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,6 +40,7 @@ UPLOAD_PREFIX = "upload: "  # how an upload is named among the datasets on the E
 SESSION_KEY = "user_data"  # st.session_state[SESSION_KEY]: dict task -> TaskData (its .dataset is the display name)
 SESSION_NAME_KEY = "user_data_name"  # st.session_state[SESSION_NAME_KEY]: display name of the latest upload
 STALE_AFTER_S = 24 * 3600  # session folders untouched this long are removed
+LEFTOVER_AFTER_S = 3600  # an extraction folder this old was left by a killed server
 MAX_NAME_CHARS = 40
 DEFAULT_LIMITS = UploadLimits()
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -90,25 +97,25 @@ def limits_text(limits: UploadLimits = DEFAULT_LIMITS) -> str:
     )
 
 
-def _extracted(data: bytes, digest: str, session: Path, limits: UploadLimits) -> Path:
-    """The folder holding this zip's files, extracting it unless this session already has."""
-    final = session / digest
-    if not final.is_dir():
+EXTRACTION_SLOTS = 2  # uploads unpacked at once, server-wide
+_EXTRACTING = threading.BoundedSemaphore(EXTRACTION_SLOTS)
+
+
+def max_disk_bytes(limits: UploadLimits = DEFAULT_LIMITS) -> int:
+    """The most disk that uploads can occupy at any moment (each is gone once loaded)."""
+    return EXTRACTION_SLOTS * limits.max_uncompressed_bytes
+
+
+@contextmanager
+def _extracted(data: bytes, session: Path, limits: UploadLimits) -> Iterator[Path]:
+    """The zip's files in a temporary folder of the session, removed when the block ends."""
+    with _EXTRACTING:
         tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=session))
         try:
             extract_zip(data, tmp, limits)
-            try:
-                os.replace(tmp, final)
-            except OSError:  # another run of this session got there first: use its copy
-                if not final.is_dir():
-                    raise
+            yield find_root(tmp)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    for other in session.iterdir():  # one upload at a time per session: earlier ones are in memory
-        if other.name != digest and other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)
-    return find_root(final)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def handle_upload(
@@ -133,9 +140,8 @@ def handle_upload(
         session = Path(session_dir)
         session.mkdir(parents=True, exist_ok=True)
         os.utime(session)  # keeps it from being pruned as stale while in use
-        digest = hashlib.sha256(data).hexdigest()[:20]
-        root = _extracted(data, digest, session, limits)
-        loaded = load_folder(root, task, limits, name=name)
+        with _extracted(data, session, limits) as root:
+            loaded = load_folder(root, task, limits, name=name)
     except DataError as e:
         return UploadOutcome(None, str(e))
     except Exception as e:  # never a traceback on the page
@@ -158,10 +164,13 @@ def handle_upload(
     )
 
 
-def prune_stale(root: Path | None = None, max_age_s: float = STALE_AFTER_S, keep: str | None = None) -> int:
-    """Remove session folders not touched for max_age_s (their data was loaded into memory long ago).
+def prune_stale(root: Path | None = None, max_age_s: float = STALE_AFTER_S, keep: str | None = None,
+                leftover_after_s: float = LEFTOVER_AFTER_S) -> int:
+    """Remove session folders not touched for max_age_s, and extraction folders a killed server left.
 
-    Returns how many were removed. Never removes `keep` (the caller's own session id).
+    An extraction takes seconds, so an `.extract-*` folder older than leftover_after_s belongs to no
+    running upload. Returns how many folders were removed. Never removes the session `keep` (the
+    caller's own) nor anything that is not a session folder.
     """
     root = root or uploads_root()
     if not root.is_dir():
@@ -170,11 +179,16 @@ def prune_stale(root: Path | None = None, max_age_s: float = STALE_AFTER_S, keep
     now = time.time()
     for child in root.iterdir():
         try:
-            if child.name == keep or not child.is_dir() or not _SESSION_ID.fullmatch(child.name):
+            if not child.is_dir() or not _SESSION_ID.fullmatch(child.name):
                 continue
-            if now - child.stat().st_mtime > max_age_s:
+            if child.name != keep and now - child.stat().st_mtime > max_age_s:
                 shutil.rmtree(child, ignore_errors=True)
                 removed += 1
+                continue
+            for leftover in child.glob(".extract-*"):
+                if now - leftover.stat().st_mtime > leftover_after_s:
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    removed += 1
         except OSError:
             continue
     return removed

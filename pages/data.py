@@ -149,7 +149,8 @@ def remember(data: TaskData) -> None:
 def upload_section() -> None:
     st.markdown(
         "Zip a folder of your own images and choose the task its labels are for. Nothing leaves this "
-        "machine; the upload is kept for this browser session only."
+        "machine: the zip is unpacked, read into this browser session's memory and deleted from disk at "
+        "once; closing the tab frees the rest."
     )
     layouts_help()
     task = st.radio("Task of your labels", TASKS, key="upload_task", horizontal=True, persist_state="session")

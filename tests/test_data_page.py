@@ -216,11 +216,51 @@ def test_sessions_keep_separate_data(tmp_path: Path) -> None:
     # re-loading in session A (another task, same zip) still sees A's pixels, not B's
     again, _ = uploads.handle_upload(first, "pets.zip", "multiclass", a_dir)
     assert again is not None and np.array_equal(again.images, a.images)
-    # one extracted upload per session; no temporary folders left behind
-    assert len(list(a_dir.iterdir())) == 1
-    assert not any(p.name.startswith(".") for p in a_dir.iterdir())
-    uploads.handle_upload(second, "other.zip", "binary", a_dir)
-    assert len(list(a_dir.iterdir())) == 1
+    # nothing stays on disk once an upload is loaded (the session keeps it in memory)
+    assert list(a_dir.iterdir()) == [] and list(b_dir.iterdir()) == []
+
+
+def test_nothing_stays_on_disk_after_a_refused_or_failed_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = uploads.session_dir(uploads.new_session_id(), tmp_path)
+    data, message = uploads.handle_upload(class_zip({"cat": 4}), "one.zip", "binary", folder)  # one class: refused
+    assert data is None and message
+    monkeypatch.setattr(uploads, "load_folder", lambda *a, **k: 1 / 0)
+    data, message = uploads.handle_upload(class_zip({"cat": 4, "dog": 4}), "x.zip", "binary", folder)
+    assert data is None and "unexpected ZeroDivisionError" in message
+    assert list(folder.iterdir()) == []
+
+
+def test_uploads_unpack_a_bounded_number_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    busy, peak, lock = [0], [0], threading.Lock()
+    real = uploads.extract_zip
+
+    def slow_extract(*a, **k):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        try:
+            time.sleep(0.2)
+            return real(*a, **k)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(uploads, "extract_zip", slow_extract)
+    content = class_zip({"cat": 4, "dog": 4})
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(uploads.handle_upload(
+        content, "pets.zip", "binary", uploads.session_dir(uploads.new_session_id(), tmp_path))))
+        for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and all(r.data is not None for r in results)
+    assert peak[0] == uploads.EXTRACTION_SLOTS  # the limit was reached and never passed
+    assert uploads.max_disk_bytes() == uploads.EXTRACTION_SLOTS * uploads.DEFAULT_LIMITS.max_uncompressed_bytes
 
 
 def test_session_ids_and_names(tmp_path: Path) -> None:
@@ -246,6 +286,18 @@ def test_prune_stale_keeps_fresh_and_own(tmp_path: Path) -> None:
         os.utime(tmp_path / s, (1, 1))
     assert uploads.prune_stale(tmp_path, keep=mine) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh, mine, "not-a-session"])
+
+
+def test_prune_stale_removes_extraction_folders_a_killed_server_left(tmp_path: Path) -> None:
+    import os
+
+    sid = uploads.new_session_id()
+    left, running = tmp_path / sid / ".extract-left", tmp_path / sid / ".extract-running"
+    for d in (left, running):
+        (d / "cats").mkdir(parents=True)
+    os.utime(left, (1, 1))
+    assert uploads.prune_stale(tmp_path) == 1
+    assert not left.exists() and running.exists()  # a fresh one may be an upload in progress
 
 
 # ---------------------------------------------------------------- gallery helpers
