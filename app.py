@@ -14,15 +14,31 @@ st.set_page_config(page_title="Head Lab", page_icon=":material/science:", layout
 
 
 @st.cache_resource(show_spinner=False)
-def _warm_up_tensorflow() -> threading.Thread:
-    """Import Keras/TensorFlow once per server process, off the page's critical path."""
+def _warm_up() -> threading.Thread:
+    """Import the heavy libraries once per server process, in one background thread.
+
+    One thread, and pages wait for it (`_imports_ready`) before running: two threads importing pandas
+    or TensorFlow at the same moment can get a half-initialised module ("partially initialized module
+    'pandas' has no attribute 'Series'"), which a page load right after a server start once showed.
+    """
 
     def work() -> None:
         import keras  # noqa: F401
+        import pandas  # noqa: F401
+        import PIL.Image  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
 
-    thread = threading.Thread(target=work, name="headlab-tf-warmup", daemon=True)
+    thread = threading.Thread(target=work, name="headlab-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def _imports_ready() -> None:
+    """Wait (once per server start, a few seconds) until the warm-up thread has imported everything."""
+    warm = _warm_up()
+    if warm.is_alive():
+        with st.spinner("Starting up (loading TensorFlow, once per server start)…"):
+            warm.join()
 
 
 def home() -> None:
@@ -45,6 +61,7 @@ def home() -> None:
 
     st.subheader("Backbones and their weights")
     st.caption("Transfer learning needs pretrained weights. This is what this server has, decided without the internet.")
+    _imports_ready()
     with st.spinner("Checking weights…"):
         from lib.backbones import status_table
 
@@ -58,7 +75,7 @@ def home() -> None:
 from ui.components import keep_keras_state  # noqa: E402  (after set_page_config)
 
 keep_keras_state()  # before Keras is imported anywhere: every page's run would otherwise clear it
-_warm_up_tensorflow()
+_warm_up()
 HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
 EXPERIMENT_PAGE = st.Page("pages/experiment.py", title="Experiment", icon=":material/tune:", url_path="experiment")
 LESSONS_PAGE = st.Page("pages/lessons.py", title="Lessons", icon=":material/school:", url_path="lessons")
@@ -67,4 +84,7 @@ DATA_PAGE = st.Page("pages/data.py", title="Data", icon=":material/photo_library
 with st.sidebar:
     st.toggle("Projector mode (large text)", key="projector")
 
-st.navigation([HOME_PAGE, LESSONS_PAGE, EXPERIMENT_PAGE, DATA_PAGE]).run()
+page = st.navigation([HOME_PAGE, LESSONS_PAGE, EXPERIMENT_PAGE, DATA_PAGE])
+if page is not HOME_PAGE:  # Home draws its text first and waits before it needs Keras
+    _imports_ready()
+page.run()

@@ -116,3 +116,68 @@ def test_home_renders_and_projector_mode_grows_the_text(server, browser):
     page.wait_for_function(f"parseFloat({size}) > {before}", timeout=15_000)
     page.screenshot(path=str(SHOTS / "home-projector.png"))
     page.close()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def _pets(classes: tuple[str, str], shade: int) -> bytes:
+    """A zip named like every other participant's: pets/<class>/<n>.png, 5 images per class."""
+    import io
+
+    from PIL import Image
+
+    def png(v: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), (v % 256, shade, 90)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    return _zip({f"pets/{c}/{i}.png": png(40 * k + i) for k, c in enumerate(classes) for i in range(5)})
+
+
+def _upload(page, content: bytes) -> None:
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
+        files=[{"name": "pets.zip", "mimeType": "application/zip", "buffer": content}])
+
+
+def test_two_sessions_upload_same_named_zips_and_a_hostile_one(server, browser, tmp_path):
+    """Two real browser sessions upload 'pets.zip' with the same file layout but different classes; one
+    first tries a zip whose entry climbs out of the folder. Each sees one clear message or its own data."""
+    SHOTS.mkdir(exist_ok=True)
+    a_ctx, b_ctx = browser.new_context(viewport={"width": 1280, "height": 900}), browser.new_context()
+    a, b = a_ctx.new_page(), b_ctx.new_page()
+    for page in (a, b):
+        page.goto(f"{server}/data")
+        page.get_by_role("tab", name="Upload your own").click(timeout=60_000)
+        page.locator("[data-testid=stFileUploaderDropzoneInput]").wait_for(state="attached", timeout=60_000)
+
+    hostile = _zip({"pets/cat/0.png": b"x", "../escape.png": b"gotcha"})
+    _upload(a, hostile)
+    alert = a.locator("[data-testid=stAlertContentError]").filter(has_text="outside")
+    alert.wait_for(timeout=60_000)
+    assert "escape.png" in alert.inner_text()
+    alert.scroll_into_view_if_needed()
+    a.screenshot(path=str(SHOTS / "upload-hostile-zip.png"))
+    assert a.locator("[data-testid=stException]").count() == 0
+    assert not (ROOT / "escape.png").exists() and not (ROOT.parent / "escape.png").exists()
+
+    _upload(a, _pets(("cat", "dog"), shade=10))
+    _upload(b, _pets(("ant", "bee"), shade=200))
+    for page, mine in ((a, "cat, dog"), (b, "ant, bee")):
+        page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Loaded pets").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        body = page.inner_text("[data-testid=stMain]")
+        classes = [line for line in body.splitlines() if line.startswith("Classes:")]
+        assert classes == [f"Classes: 2 classes: {mine} (0 = {mine[:3]}, 1 = {mine[-3:]})"], classes
+    a.get_by_text("Classes: 2 classes").scroll_into_view_if_needed()
+    a.screenshot(path=str(SHOTS / "upload-session-a.png"))
+    a_ctx.close()
+    b_ctx.close()

@@ -125,7 +125,7 @@ def test_page_upload_success_and_error(tmp_path: Path, monkeypatch: pytest.Monke
     assert at.session_state["user_data_name"] == "My pets"
     assert len(at.image[-1].value) == 15  # fewer images than the grid holds: all of them
     sid = at.session_state["session_id"]
-    assert (tmp_path / "cache" / "uploads" / sid).is_dir()
+    assert list((tmp_path / "cache" / "uploads" / sid).iterdir()) == []  # in memory; nothing left on disk
 
     # the same zip for a task its layout does not fit: a clear message, no traceback, old data kept
     at.radio(key="upload_task").set_value("regression").run()
