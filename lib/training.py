@@ -180,12 +180,20 @@ class _Compiled:
                 gnorm_sum += gnorm
             return loss_sum / n, gnorm_sum / (n_full + (1 if rem else 0))
 
-        @tf.function
         def evaluate(x, y):
             out = model(x, training=False)
             return out, loss_fn(y, out)
 
-        self.train_epoch, self.evaluate = train_epoch, evaluate
+        @tf.function
+        def epoch_and_evaluate(x, y, order, x_va, y_va):
+            # One graph call per head and epoch: training, the validation pass and the check that every
+            # weight is still finite (three calls and a copy of every weight to NumPy, before).
+            loss, gnorm = train_epoch(x, y, order)
+            out, val_loss = evaluate(x_va, y_va)
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tvars])
+            return loss, gnorm, out, val_loss, finite
+
+        self.epoch_and_evaluate, self.evaluate = epoch_and_evaluate, tf.function(evaluate)
 
     def load_state(self, model, opt) -> None:
         """Start from another (freshly built) head's weights, RNG state and optimizer state."""
@@ -239,15 +247,15 @@ class _HeadRunner:
                 if not _POOL[oldest]:
                     del _POOL[oldest]
 
-    def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
-        loss, gnorm = self.compiled.train_epoch(self.x_tr, self.y_tr, order)
-        return float(loss), float(gnorm)
+    def epoch(self, order: np.ndarray) -> dict:
+        """Train one epoch, then predict() on the validation images: the figures of that epoch."""
+        loss, gnorm, out, val_loss, finite = self.compiled.epoch_and_evaluate(
+            self.x_tr, self.y_tr, order, self.x_va, self.y_va)
+        return {"loss": float(loss), "gnorm": float(gnorm), "out": out.numpy(), "val_loss": float(val_loss),
+                "finite": bool(finite)}
 
     def evaluate(self):
         return self.compiled.evaluate(self.x_va, self.y_va)
-
-    def weights_finite(self) -> bool:
-        return all(np.all(np.isfinite(v.numpy())) for v in self.compiled.model.trainable_variables)
 
 
 def _first_line(e: BaseException) -> str:
@@ -447,10 +455,7 @@ def _step(run: RunResult, runner: _HeadRunner, order: np.ndarray, capture: bool)
         if capture:
             warnings.simplefilter("always")
         try:
-            loss, gnorm = runner.train_epoch(order)
-            out, val_loss = runner.evaluate()
-            result = {"loss": loss, "gnorm": gnorm, "out": out.numpy(), "val_loss": float(val_loss),
-                      "finite": runner.weights_finite()}
+            result = runner.epoch(order)
         except Exception as e:
             result = {"error": _first_line(e)}
     result["warnings"] = _unique_warnings(caught) if capture else []
