@@ -29,6 +29,9 @@ HEIGHT = 380
 FONT_SIZE = 15
 TITLE_SIZE = 19
 TEMPLATE = "plotly_white"
+# Plotly's default, so new figures start with it for free: setting it on each figure re-validated the
+# whole template, 10 ms a figure and a fifth of a results page's server time under load.
+pio.templates.default = TEMPLATE
 # Twelve colours that stay distinct when projected (Tableau 10 + two darker extras): run i -> PALETTE[i].
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf", "#393b79", "#637939")
@@ -80,8 +83,10 @@ def _layout(fig: go.Figure, title: str, subtitle: str = "", height: int = HEIGHT
     title_d: dict = dict(text=title, font=dict(size=TITLE_SIZE), x=0.01, xanchor="left")
     if subtitle:
         title_d["subtitle"] = dict(text=subtitle, font=dict(size=FONT_SIZE - 1, color="#555555"))
+    if pio.templates.default != TEMPLATE:  # something changed plotly's default after this module set it
+        kw["template"] = TEMPLATE
     fig.update_layout(
-        template=TEMPLATE, height=height, title=title_d, font=dict(size=FONT_SIZE),
+        height=height, title=title_d, font=dict(size=FONT_SIZE),
         legend=dict(font=dict(size=FONT_SIZE - 1)), hoverlabel=dict(font=dict(size=FONT_SIZE - 1)),
         margin=dict(l=70, r=30, t=100 if subtitle else 70, b=60), **kw)
     return fig

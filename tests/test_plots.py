@@ -354,3 +354,16 @@ def test_html_report_escapes_user_text(sweeps):
     # inside figures the name is escaped for plotly's HTML-like labels too
     fig = P.loss_curves(sweep)
     assert any(t.name.startswith("&lt;script&gt;") for t in fig.data)
+
+
+def test_every_figure_carries_the_template_even_if_plotly_default_changes(monkeypatch):
+    import plotly.io as pio
+
+    from lib import plots
+
+    white = pio.templates[plots.TEMPLATE].layout.to_plotly_json()
+    fig = plots._message_figure("t", "m")
+    assert fig.layout.template.layout.to_plotly_json() == white
+    monkeypatch.setattr(pio.templates, "default", "plotly_dark")
+    fig = plots._message_figure("t", "m")
+    assert fig.layout.template.layout.to_plotly_json() == white
