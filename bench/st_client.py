@@ -29,6 +29,7 @@ class PageState:
     """What the page shows now: elements by delta path, and what each run ended with."""
 
     elements: dict[tuple, object] = field(default_factory=dict)
+    fragment_of: dict[tuple, str] = field(default_factory=dict)  # delta path -> id of the fragment that drew it
     finished: list[int] = field(default_factory=list)  # ScriptFinishedStatus of each ended run
     page_script_hash: str = ""
     query_string: str = ""
@@ -37,8 +38,14 @@ class PageState:
         return [getattr(e, kind) for e in self.elements.values() if e.WhichOneof("type") == kind]
 
     def button(self, label: str):
-        found = [b for b in self.of_type("button") if b.label == label]
-        return found[0] if found else None
+        return self.button_and_fragment(label)[0]
+
+    def button_and_fragment(self, label: str) -> tuple[object | None, str]:
+        """The button with this label and the fragment it belongs to ("" when none)."""
+        for path, e in self.elements.items():
+            if e.WhichOneof("type") == "button" and e.button.label == label:
+                return e.button, self.fragment_of.get(path, "")
+        return None, ""
 
     def alerts(self, fmt: int) -> list[str]:
         return [a.body for a in self.of_type("alert") if a.format == fmt]
@@ -85,23 +92,24 @@ class StreamlitSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # closing anyway
                 await self._reader
 
-    async def _rerun(self, widgets: list) -> None:
+    async def _rerun(self, widgets: list, fragment_id: str = "") -> None:
         msg = BackMsg()
         cs = msg.rerun_script
         cs.query_string = self.state.query_string
         cs.page_script_hash = self.state.page_script_hash
         cs.page_name = "" if self.state.page_script_hash else self.page
+        cs.fragment_id = fragment_id  # a button inside st.fragment reruns only that fragment, as in the browser
         cs.widget_states.widgets.extend(widgets)
         await self._ws.send(msg.SerializeToString())
 
     async def click(self, label: str) -> None:
         """Press the button with this label (as the browser does: a rerun carrying its trigger)."""
-        button = self.state.button(label)
+        button, fragment_id = self.state.button_and_fragment(label)
         if button is None:
             raise LookupError(f"no button {label!r} on the page")
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-        await self._rerun(widgets=[WidgetState(id=button.id, trigger_value=True)])
+        await self._rerun(widgets=[WidgetState(id=button.id, trigger_value=True)], fragment_id=fragment_id)
 
     async def _read(self) -> None:
         try:
@@ -129,6 +137,7 @@ class StreamlitSession:
             which = msg.delta.WhichOneof("type")
             if which == "new_element":
                 self.state.elements[path] = msg.delta.new_element
+                self.state.fragment_of[path] = msg.delta.fragment_id
             elif which == "add_block":  # a block replaces whatever was under its path
                 for p in [p for p in self.state.elements if p[:len(path)] == path]:
                     del self.state.elements[p]

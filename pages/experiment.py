@@ -125,24 +125,35 @@ try:  # the link in the address bar always describes what is on screen
 except Exception:  # a page never breaks over its URL
     pass
 
-row = st.container(horizontal=True)
-if row.button("Add head", icon=":material/add:", disabled=len(heads) >= MAX_HEADS):
-    head_ids.append(_new_id())
-    ss["exp"] = exp.with_(heads=exp.heads + (exp.heads[-1] if exp.heads else default_head(exp.task),))
-    st.rerun()
-if row.button("Reset", icon=":material/restart_alt:"):
-    _load(default_experiment(exp.task))
-    st.rerun()
-train_clicked = row.button("Train", type="primary", icon=":material/play_arrow:", key="train")
 
-if train_clicked:
-    sweep = train_with_progress(exp, key="exp")
-    if sweep is not None:
-        ss["sweep"], ss["sweep_exp"] = sweep, exp
 
-if "sweep" in ss:
-    if ss.get("sweep_exp") != exp:
-        st.info("These results are from the settings before your last change; press Train to update them.")
-    st.divider()
-    st.header("Results")
-    render_results(ss["sweep"], key="exp")
+@st.fragment
+def train_and_results() -> None:
+    """Train and the results. A fragment: pressing Train (or changing the results view) reruns only
+    this part, not the head editors above — a workshop's 30 simultaneous clicks cost the server half as
+    much. Any change above is a full rerun, which runs this too, so `ss["exp"]` is always current."""
+    exp: Experiment = ss["exp"]
+    row = st.container(horizontal=True)
+    if row.button("Add head", icon=":material/add:", disabled=len(exp.heads) >= MAX_HEADS):
+        ss["head_ids"].append(_new_id())
+        ss["exp"] = exp.with_(heads=exp.heads + (exp.heads[-1] if exp.heads else default_head(exp.task),))
+        st.rerun()  # the whole page: a new editor column
+    if row.button("Reset", icon=":material/restart_alt:"):
+        _load(default_experiment(exp.task))
+        st.rerun()
+    train_clicked = row.button("Train", type="primary", icon=":material/play_arrow:", key="train")
+
+    if train_clicked:
+        sweep = train_with_progress(exp, key="exp")
+        if sweep is not None:
+            ss["sweep"], ss["sweep_exp"] = sweep, exp
+
+    if "sweep" in ss:
+        if ss.get("sweep_exp") != exp:
+            st.info("These results are from the settings before your last change; press Train to update them.")
+        st.divider()
+        st.header("Results")
+        render_results(ss["sweep"], key="exp")
+
+
+train_and_results()
