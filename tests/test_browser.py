@@ -181,3 +181,40 @@ def test_two_sessions_upload_same_named_zips_and_a_hostile_one(server, browser, 
     a.screenshot(path=str(SHOTS / "upload-session-a.png"))
     a_ctx.close()
     b_ctx.close()
+
+
+def test_experiment_train_change_and_train_again(server, browser):
+    """Train is a fragment on the Experiment page: its results must still follow every change above it."""
+    import urllib.parse
+
+    from lib.experiment import Experiment
+    from lib.heads import default_head
+
+    exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=3, seed=5,
+                     heads=(default_head("binary"), default_head("binary", activation="softmax", units=1)))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/experiment?{urllib.parse.urlencode(exp.to_query(), doseq=True)}")
+    train = page.get_by_role("button", name="Train")
+    train.click(timeout=120_000)
+    done = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Trained 2 heads × 3 epochs")
+    done.wait_for(timeout=180_000)
+    loss = page.locator(".js-plotly-plot").first
+    loss.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    assert _traces(loss, "g.trace.scatter") == 4
+    assert "Every prediction is exactly 1" in page.inner_text("[data-testid=stMain]")
+    loss.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "experiment-results.png"))
+
+    # a change above the fragment (epochs 3 → 4) is a full rerun: the results say they are stale
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("4")
+    epochs.press("Enter")
+    stale = page.get_by_text("These results are from the settings before your last change")
+    stale.wait_for(timeout=60_000)
+    train.click()
+    page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Trained 2 heads × 4 epochs").wait_for(
+        timeout=180_000)
+    stale.wait_for(state="detached", timeout=30_000)
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.close()
