@@ -324,14 +324,14 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
                        **{m: [] for m in M.metric_names(data.task)}}
         runs.append(run)
         cut = cuts[config.unfrozen]
-        pooled = cut.index >= top
-        x_tr, x_va = features[(top, config.pooling)] if pooled else features[cut.index]
+        feature_key = _feature_key(config, cut, top)
+        x_tr, x_va = features[feature_key]
         t_run = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 runner = _HeadRunner(config, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size,
-                                     bb.model, cut, (bb.name, bb.size, bb.weights_id), pooled)
+                                     bb.model, cut, (bb.name, bb.size, bb.weights_id), feature_key != cut.index)
                 out, val_loss = runner.evaluate()
                 run.snapshots[0] = out.numpy()
                 run.final["initial_val_loss"] = float(val_loss)
@@ -388,28 +388,36 @@ class _TensorMemory:
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
-        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()  # key -> (tensors, bytes)
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple):
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][0]
 
     def put(self, key: tuple, tensors: tuple) -> None:
         size = sum(int(np.prod(t.shape)) * t.dtype.size for t in tensors)
         if size > self.budget:
             return
         with self._lock:
-            self._items[key] = tensors
-            self._items.move_to_end(key)
-            while sum(int(np.prod(t.shape)) * t.dtype.size for v in self._items.values() for t in v) > self.budget:
-                self._items.popitem(last=False)
+            if key in self._items:
+                self._bytes -= self._items.pop(key)[1]
+            self._items[key] = (tensors, size)
+            self._bytes += size
+            while self._bytes > self.budget:
+                self._bytes -= self._items.popitem(last=False)[1][1]
 
 
 _MEMORY = _TensorMemory(int(os.environ.get("HEADLAB_FEATURE_MEMORY_MB", "512")) * 2**20)
+
+
+def _feature_key(config: HeadConfig, cut: Cut, top: int) -> int | tuple[int, str]:
+    """Which feature tensors a head trains on: its cut's, or (frozen base) those pooled its way."""
+    return (top, config.pooling) if cut.index >= top else cut.index
 
 
 def _feature_tensors(bb: LoadedBackbone, cuts: dict[int, Cut], configs: list[HeadConfig], data: TaskData,
@@ -423,13 +431,12 @@ def _feature_tensors(bb: LoadedBackbone, cuts: dict[int, Cut], configs: list[Hea
     import tensorflow as tf
 
     top = len(bb.model.layers) - 1
-    poolings = sorted({c.pooling for c in configs if cuts[c.unfrozen].index >= top})
-    distinct = sorted(set(cuts.values()), key=lambda c: -c.index)
+    distinct = sorted({c.index: c for c in cuts.values()}.values(), key=lambda c: -c.index)  # one per cut point
     features: dict = {}
     all_cached, notes = True, []
     for k, cut in enumerate(distinct):
         path = str(cache_path(bb, cut, data))
-        wanted = [(top, p) for p in poolings] if cut.index >= top else [cut.index]
+        wanted = sorted({_feature_key(c, cut, top) for c in configs if cuts[c.unfrozen].index == cut.index}, key=str)
         hits = {w: _MEMORY.get((path, w)) if use_cache else None for w in wanted}
         if all(v is not None for v in hits.values()):
             features.update(hits)

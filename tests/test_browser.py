@@ -218,3 +218,46 @@ def test_experiment_train_change_and_train_again(server, browser):
     stale.wait_for(state="detached", timeout=30_000)
     assert page.locator("[data-testid=stException]").count() == 0
     page.close()
+
+
+def test_a_session_that_closes_mid_training_leaves_the_queue_working(server):
+    """Streamlit's own websocket protocol (the load benchmark's client): one session presses Train and
+    disconnects at once; the next session still gets a training slot and its results."""
+    import asyncio
+    import urllib.parse
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from st_client import StreamlitSession
+    from streamlit.proto.Alert_pb2 import Alert
+
+    from lib.experiment import Experiment
+    from lib.heads import default_head
+
+    def link(seed: int) -> str:
+        exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=40, seed=seed,
+                         heads=tuple(default_head("binary", learning_rate=lr) for lr in (1e-3, 1e-2, 1e-1)))
+        return urllib.parse.urlencode(exp.to_query(), doseq=True)
+
+    async def scenario() -> list[str]:
+        deadline = time.monotonic() + 240
+        leaver = StreamlitSession(server, "experiment", link(11))
+        await leaver.open(timeout=60)
+        assert await leaver.wait_until(lambda st: st.finished and st.button("Train"), deadline)
+        await leaver.click("Train")
+        assert await leaver.wait_until(lambda st: st.progress_texts(), deadline)  # its run has started
+        await leaver.close()
+
+        stayer = StreamlitSession(server, "experiment", link(12))
+        await stayer.open(timeout=60)
+        assert await stayer.wait_until(lambda st: st.finished and st.button("Train"), deadline)
+        runs = len(stayer.state.finished)
+        await stayer.click("Train")
+        ok = await stayer.wait_until(
+            lambda st: len(st.finished) > runs and any("Trained 3 heads" in a for a in st.alerts(Alert.SUCCESS)),
+            deadline)
+        errors = stayer.state.errors()
+        await stayer.close()
+        assert ok, f"no results: {stayer.closed or stayer.state.progress_texts()}"
+        return errors
+
+    assert asyncio.run(scenario()) == []

@@ -194,3 +194,6 @@ def test_tensor_memory_keeps_within_its_budget_least_recently_used_out():
     assert mem.get(("b",)) is None and mem.get(("a",)) is entry["a"] and mem.get(("d",)) is entry["d"]
     mem.put(("huge",), (tf.zeros((1000,)),))  # larger than the whole budget: not kept, evicts nothing
     assert mem.get(("huge",)) is None and mem.get(("c",)) is entry["c"]
+    mem.put(("a",), entry["a"])  # again: replaces the entry, its bytes are not counted twice
+    mem.put(("c",), entry["c"])
+    assert all(mem.get((k,)) is entry[k] for k in "acd")
