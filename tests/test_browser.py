@@ -260,4 +260,8 @@ def test_a_session_that_closes_mid_training_leaves_the_queue_working(server):
         assert ok, f"no results: {stayer.closed or stayer.state.progress_texts()}"
         return errors
 
-    assert asyncio.run(scenario()) == []
+    # in a thread of its own: Playwright's sync API keeps an event loop running in this one
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, scenario()).result() == []
