@@ -235,19 +235,7 @@ async def _one_alone(browser, url: str, s: Session, args, deadline: Deadline) ->
 
 async def _burst(browser, url: str, sessions: list[Session], args, deadline: Deadline) -> float:
     """Open every session, then click all Train buttons together; returns the click spread (s)."""
-    sem = asyncio.Semaphore(6)  # page loads a few at a time: 30 at once would starve the 2 cores
-
-    async def open_one(s: Session):
-        async with sem:
-            try:
-                return await _open(browser, url, s, args, deadline)
-            except Exception as e:  # noqa: BLE001
-                s.errors.append(f"page did not load: {type(e).__name__}: {str(e)[:200]}")
-                return None
-
-    opened = await asyncio.gather(*(open_one(s) for s in sessions))
-    ready = [(s, o) for s, o in zip(sessions, opened) if o is not None]
-    print(f"  {len(ready)}/{len(sessions)} pages open with Train ready; clicking all together", flush=True)
+    ready = await _open_all(lambda s: _open(browser, url, s, args, deadline), sessions)
     await asyncio.sleep(1.0)
 
     async def click(s: Session, page) -> float | None:
@@ -343,19 +331,8 @@ async def _ws_one_alone(url: str, s: Session, args, deadline: Deadline) -> Sessi
 
 
 async def _ws_burst(url: str, sessions: list[Session], args, deadline: Deadline) -> float:
-    sem = asyncio.Semaphore(6)
-
-    async def open_one(s: Session):
-        async with sem:
-            try:
-                return await _ws_open(url, s, args, deadline)
-            except Exception as e:  # noqa: BLE001
-                s.errors.append(f"page did not load: {type(e).__name__}: {str(e)[:200]}")
-                return None
-
-    opened = await asyncio.gather(*(open_one(s) for s in sessions))
-    ready = [(s, c) for s, c in zip(sessions, opened) if c is not None]
-    print(f"  {len(ready)}/{len(sessions)} sessions open with Train ready; clicking all together", flush=True)
+    """Open every session, then click all Train buttons together; returns the click spread (s)."""
+    ready = await _open_all(lambda s: _ws_open(url, s, args, deadline), sessions)
     await asyncio.sleep(1.0)
     clicks: list[float] = []
     try:
@@ -366,23 +343,8 @@ async def _ws_burst(url: str, sessions: list[Session], args, deadline: Deadline)
 
 
 async def _drive_ws(url: str, args, deadline: Deadline, mem: MemorySampler):
-    warm = await _ws_one_alone(url, Session(-1, seed=0), args, deadline)
-    print(f"warm-up: {warm.seconds and f'{warm.seconds:.2f} s'} — {warm.success_text or warm.errors}", flush=True)
-    if warm.errors:
-        raise RuntimeError(f"warm-up failed: {warm.errors}")
-    singles = []
-    for k in range(args.single_runs):
-        one = await _ws_one_alone(url, Session(-2 - k, seed=1 + k), args, deadline)
-        if one.errors:
-            raise RuntimeError(f"single-session run failed: {one.errors}")
-        print(f"single session alone: {one.seconds:.2f} s — {one.success_text}", flush=True)
-        singles.append(one.seconds)
-    rss_before = mem.peak_rss_kb
-    sessions = [Session(i, seed=100 if args.same_sweep else 100 + i) for i in range(args.sessions)]
-    t0 = time.monotonic()
-    spread = await _ws_burst(url, sessions, args, deadline)
-    wall = time.monotonic() - t0
-    return statistics.median(singles), sessions, spread, wall, rss_before
+    return await _measure(lambda s: _ws_one_alone(url, s, args, deadline),
+                          lambda sessions: _ws_burst(url, sessions, args, deadline), args, mem)
 
 
 # ---- real browsers: what a page shows, but every renderer runs on the server's own cores ----------
@@ -393,26 +355,51 @@ async def _drive(url: str, args, deadline: Deadline, mem: MemorySampler):
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
                                            timeout=60_000)
         try:
-            warm = await _one_alone(browser, url, Session(-1, seed=0), args, deadline)
-            print(f"warm-up: {warm.seconds and f'{warm.seconds:.2f} s'} — {warm.success_text or warm.errors}",
-                  flush=True)
-            if warm.errors:
-                raise RuntimeError(f"warm-up failed: {warm.errors}")
-            singles = []
-            for k in range(args.single_runs):
-                one = await _one_alone(browser, url, Session(-2 - k, seed=1 + k), args, deadline)
-                if one.errors:
-                    raise RuntimeError(f"single-session run failed: {one.errors}")
-                print(f"single session alone: {one.seconds:.2f} s — {one.success_text}", flush=True)
-                singles.append(one.seconds)
-            rss_before = mem.peak_rss_kb
-            # --same-sweep: the workshop case, everyone runs the same lesson (served from the shared sweep cache)
-            sessions = [Session(i, seed=100 if args.same_sweep else 100 + i) for i in range(args.sessions)]
-            t0 = time.monotonic()
-            spread = await _burst(browser, url, sessions, args, deadline)
-            wall = time.monotonic() - t0
+            return await _measure(lambda s: _one_alone(browser, url, s, args, deadline),
+                                  lambda sessions: _burst(browser, url, sessions, args, deadline), args, mem)
         finally:
             await browser.close()
+
+
+# ---- what both clients share ----------------------------------------------------------------------
+async def _open_all(open_one, sessions: list[Session]) -> list[tuple[Session, object]]:
+    """open_one(session) for every session, a few at a time (30 page loads at once would starve the 2
+    cores); a session that fails to open gets the error and is left out."""
+    sem = asyncio.Semaphore(6)
+
+    async def guarded(s: Session):
+        async with sem:
+            try:
+                return await open_one(s)
+            except Exception as e:  # noqa: BLE001
+                s.errors.append(f"page did not load: {type(e).__name__}: {str(e)[:200]}")
+                return None
+
+    opened = await asyncio.gather(*(guarded(s) for s in sessions))
+    ready = [(s, o) for s, o in zip(sessions, opened) if o is not None]
+    print(f"  {len(ready)}/{len(sessions)} sessions open with Train ready; clicking all together", flush=True)
+    return ready
+
+
+async def _measure(one_alone, burst, args, mem: MemorySampler):
+    """Warm-up run, then --single-runs sessions alone (median), then the burst of --sessions."""
+    warm = await one_alone(Session(-1, seed=0))
+    print(f"warm-up: {warm.seconds and f'{warm.seconds:.2f} s'} — {warm.success_text or warm.errors}", flush=True)
+    if warm.errors:
+        raise RuntimeError(f"warm-up failed: {warm.errors}")
+    singles = []
+    for k in range(args.single_runs):
+        one = await one_alone(Session(-2 - k, seed=1 + k))
+        if one.errors:
+            raise RuntimeError(f"single-session run failed: {one.errors}")
+        print(f"single session alone: {one.seconds:.2f} s — {one.success_text}", flush=True)
+        singles.append(one.seconds)
+    rss_before = mem.peak_rss_kb
+    # --same-sweep: the workshop case, everyone runs the same lesson (served from the shared sweep cache)
+    sessions = [Session(i, seed=100 if args.same_sweep else 100 + i) for i in range(args.sessions)]
+    t0 = time.monotonic()
+    spread = await burst(sessions)
+    wall = time.monotonic() - t0
     return statistics.median(singles), sessions, spread, wall, rss_before
 
 
