@@ -216,6 +216,13 @@ def test_experiment_train_change_and_train_again(server, browser):
     page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Trained 2 heads × 4 epochs").wait_for(
         timeout=180_000)
     stale.wait_for(state="detached", timeout=30_000)
+
+    # Add head sits in the fragment too, but a new column is the whole page's business
+    page.get_by_role("button", name="Add head").click()
+    page.get_by_text("Head 3", exact=True).wait_for(timeout=60_000)
+    train.click()
+    page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Trained 3 heads × 4 epochs").wait_for(
+        timeout=180_000)
     assert page.locator("[data-testid=stException]").count() == 0
     page.close()
 
