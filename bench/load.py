@@ -12,6 +12,8 @@ Two kinds of client (--client):
            own laptop; 30 Chromium renderers on this machine would take the server's cores instead.
   browser  one headless Chromium page per session (real drawing, on this machine's cores); times
            run to "charts drawn", measured in the page's own clock.
+With --watcher (ws client), one more participant in a real Chromium page presses Train just after
+everyone else and is timed to charts drawn, against the same page alone: what the last in line sees.
 
 Per session it records click → results time, whether it was queued behind the server's training
 gate and the highest place in line it saw, and errors (timeouts, an exception box or error alert on
@@ -19,7 +21,7 @@ the page, a lost connection; the per-head diagnoses the results show as red boxe
 this sweep includes a one-unit softmax on purpose — are findings, not failures). The server's memory
 (VmRSS / VmHWM of the streamlit process) is sampled every 0.5 s.
 
-    python bench/load.py [--client ws|browser] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
+    python bench/load.py [--client ws|browser] [--watcher] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
                          [--same-sweep] [--single-runs 3] [--timeout 1800]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
@@ -330,21 +332,59 @@ async def _ws_one_alone(url: str, s: Session, args, deadline: Deadline) -> Sessi
     return s
 
 
-async def _ws_burst(url: str, sessions: list[Session], args, deadline: Deadline) -> float:
-    """Open every session, then click all Train buttons together; returns the click spread (s)."""
+async def _ws_burst(url: str, sessions: list[Session], args, deadline: Deadline, watcher=None) -> float:
+    """Open every session, then click all Train buttons together; returns the click spread (s).
+
+    watcher: (browser, Session) — one more participant in a real page, who clicks just after all the
+    others (so is last in line) and is timed to charts drawn, as they would see it.
+    """
     ready = await _open_all(lambda s: _ws_open(url, s, args, deadline), sessions)
+    page = None
+    if watcher is not None:
+        browser, w = watcher
+        ctx, page = await _open(browser, url, w, args, deadline)
     await asyncio.sleep(1.0)
     clicks: list[float] = []
     try:
-        await asyncio.gather(*(_ws_run(c, s, args, deadline, clicks) for s, c in ready))
+        runs = asyncio.gather(*(_ws_run(c, s, args, deadline, clicks) for s, c in ready))
+        if page is not None:
+            while len(clicks) < len(ready):  # every other click sent first
+                await asyncio.sleep(0.01)
+            await page.get_by_role("button", name="Train").click(timeout=deadline.ms(60))
+            await _wait_result(page, w, deadline)
+        await runs
     finally:
         await asyncio.gather(*(c.close() for _, c in ready), return_exceptions=True)
+        if page is not None:
+            await ctx.close()
     return max(clicks) - min(clicks) if clicks else 0.0
 
 
 async def _drive_ws(url: str, args, deadline: Deadline, mem: MemorySampler):
-    return await _measure(lambda s: _ws_one_alone(url, s, args, deadline),
-                          lambda sessions: _ws_burst(url, sessions, args, deadline), args, mem)
+    if not args.watcher:
+        return await _measure(lambda s: _ws_one_alone(url, s, args, deadline),
+                              lambda sessions: _ws_burst(url, sessions, args, deadline), args, mem)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            await _ws_one_alone(url, Session(-49, seed=49), args, deadline)  # features extracted, graphs traced
+            alone = await _one_alone(browser, url, Session(-50, seed=50), args, deadline)
+            if alone.errors:
+                raise RuntimeError(f"watcher alone failed: {alone.errors}")
+            seed = 100 if args.same_sweep else 100 + args.sessions
+            watcher = Session(args.sessions, seed=seed)
+            result = await _measure(lambda s: _ws_one_alone(url, s, args, deadline),
+                                    lambda sessions: _ws_burst(url, sessions, args, deadline, (browser, watcher)),
+                                    args, mem)
+        finally:
+            await browser.close()
+    if watcher.errors or watcher.seconds is None:
+        raise RuntimeError(f"the watcher's page failed: {watcher.errors or 'no result'}")
+    print(f"watcher (a real page, one more session, last in line): {watcher.seconds:.2f} s click → charts drawn "
+          f"under load, {alone.seconds:.2f} s alone: {watcher.seconds / alone.seconds:.2f}×", flush=True)
+    return result
 
 
 # ---- real browsers: what a page shows, but every renderer runs on the server's own cores ----------
@@ -418,6 +458,9 @@ def main() -> int:
     p.add_argument("--same-sweep", action="store_true",
                    help="every session runs the same experiment and seed (a class running one lesson)")
     p.add_argument("--single-runs", type=int, default=3, help="lone-session timings before the burst (median)")
+    p.add_argument("--watcher", action="store_true",
+                   help="with --client ws: one more participant in a real Chromium page, clicking just after "
+                        "everyone else, timed to charts drawn (what the last in line sees)")
     p.add_argument("--client", choices=("ws", "browser"), default="ws",
                    help="ws: Streamlit's websocket protocol, no rendering (as when each participant has their own "
                         "laptop); browser: one headless Chromium page per session, on this machine's cores")
