@@ -382,8 +382,9 @@ async def _drive_ws(url: str, args, deadline: Deadline, mem: MemorySampler):
             await browser.close()
     if watcher.errors or watcher.seconds is None:
         raise RuntimeError(f"the watcher's page failed: {watcher.errors or 'no result'}")
-    print(f"watcher (a real page, one more session, last in line): {watcher.seconds:.2f} s click → charts drawn "
-          f"under load, {alone.seconds:.2f} s alone: {watcher.seconds / alone.seconds:.2f}×", flush=True)
+    print(f"watcher (a real page, one more session, clicking last; highest place in line it saw: "
+          f"{watcher.max_place}): {watcher.seconds:.2f} s click → charts drawn under load, {alone.seconds:.2f} s "
+          f"alone: {watcher.seconds / alone.seconds:.2f}×", flush=True)
     return result
 
 
