@@ -79,16 +79,33 @@ def _t(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _layout(fig: go.Figure, title: str, subtitle: str = "", height: int = HEIGHT, **kw) -> go.Figure:
+COMPACT_CHARS = 55  # subtitle characters per line in a half-width chart (plotly does not wrap titles)
+
+
+def _layout(fig: go.Figure, title: str, subtitle: str = "", height: int = HEIGHT, compact: bool = False,
+            **kw) -> go.Figure:
+    """Title, fonts, margins and template. compact=True for charts drawn in half a page's width: the
+    subtitle is wrapped and the legend goes under the plot, which then keeps the whole width (a legend
+    beside it left a plot too narrow for its own labels)."""
     title_d: dict = dict(text=title, font=dict(size=TITLE_SIZE), x=0.01, xanchor="left")
-    if subtitle:
-        title_d["subtitle"] = dict(text=subtitle, font=dict(size=FONT_SIZE - 1, color="#555555"))
+    lines = _wrap(subtitle, COMPACT_CHARS) if compact and subtitle else [subtitle] if subtitle else []
+    if lines:
+        title_d["subtitle"] = dict(text="<br>".join(lines), font=dict(size=FONT_SIZE - 1, color="#555555"))
     if pio.templates.default != TEMPLATE:  # something changed plotly's default after this module set it
         kw["template"] = TEMPLATE
+    top = 70 + 26 * len(lines) + (4 if lines else 0)
+    legend: dict = dict(font=dict(size=FONT_SIZE - 1))
+    bottom = 60
+    if compact:
+        # legend rows at ~400 px of width: ~8 px a character plus the line sample, per entry
+        widths = [50 + 8 * len(t.name or "") for t in fig.data if t.showlegend is not False]
+        rows = max(1, math.ceil(sum(widths) / 400))
+        legend.update(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left")
+        bottom += 24 * rows
+        height += 24 * rows + 26 * max(0, len(lines) - 1)
     fig.update_layout(
-        height=height, title=title_d, font=dict(size=FONT_SIZE),
-        legend=dict(font=dict(size=FONT_SIZE - 1)), hoverlabel=dict(font=dict(size=FONT_SIZE - 1)),
-        margin=dict(l=70, r=30, t=100 if subtitle else 70, b=60), **kw)
+        height=height, title=title_d, font=dict(size=FONT_SIZE), legend=legend,
+        hoverlabel=dict(font=dict(size=FONT_SIZE - 1)), margin=dict(l=70, r=30, t=top, b=bottom), **kw)
     return fig
 
 
@@ -230,7 +247,8 @@ def loss_curves(sweep: SweepResult, log_y: bool = False) -> go.Figure:
     if log_y:
         _log_ticks(fig, _positive(sweep, ("loss", "val_loss")))
     hint = "Falling together: learning. Validation rising while train falls: overfitting."
-    return _layout(fig, "Loss — train (solid) vs validation (dashed)", _join(hint, _empty_note(empty), _error_note(sweep)))
+    return _layout(fig, "Loss — train (solid) vs validation (dashed)", _join(hint, _empty_note(empty), _error_note(sweep)),
+                   compact=True)
 
 
 def metric_curves(sweep: SweepResult) -> go.Figure:
@@ -261,7 +279,7 @@ def metric_curves(sweep: SweepResult) -> go.Figure:
             fig.update_yaxes(title_text=f"MAE{unit}", rangemode="tozero")
         hint = "Lower is better: the typical distance between prediction and truth."
     title = METRIC_TITLES[key][0].upper() + METRIC_TITLES[key][1:]
-    return _layout(fig, f"{title} per epoch", _join(hint, _empty_note(empty), _error_note(sweep)))
+    return _layout(fig, f"{title} per epoch", _join(hint, _empty_note(empty), _error_note(sweep)), compact=True)
 
 
 def grad_norm_curves(sweep: SweepResult) -> go.Figure:

@@ -47,7 +47,7 @@ def _texts(fig: go.Figure) -> str:
     """Every piece of text in a figure's layout (title, subtitle, annotations, subplot titles)."""
     parts = [fig.layout.title.text or "", fig.layout.title.subtitle.text or ""]
     parts += [a.text or "" for a in fig.layout.annotations]
-    return "\n".join(parts)
+    return "\n".join(parts).replace("<br>", " ")  # wrapped lines read as one
 
 
 def _col(trace) -> int:
@@ -82,7 +82,12 @@ def test_loss_curves_draw_train_and_validation_per_trained_run(sweeps, task):
     for t in fig.data:
         assert np.all(np.isfinite(np.asarray(t.y, dtype=float)))
     assert fig.layout.font.size >= 14
-    assert fig.layout.height == P.HEIGHT
+    # drawn in half a page's width: legend under the plot, subtitle wrapped, and the extra room they take
+    # is added to the figure, so the plot itself keeps the height of a full-width chart's
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    assert all(len(line) <= P.COMPACT_CHARS for line in fig.layout.title.subtitle.text.split("<br>"))
+    m = fig.layout.margin
+    assert fig.layout.height - m.t - m.b == P.HEIGHT - 70 - 26 - 4 - 60
     assert "solid" in fig.layout.title.text and "dashed" in fig.layout.title.text
 
 
