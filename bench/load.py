@@ -157,6 +157,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, server: subprocess.Popen, seconds: float = 120, where: str = "") -> None:
+    """Return once the Streamlit server at url answers its health check; raise if it exits or takes too long."""
+    healthy_by = time.monotonic() + seconds
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with {server.returncode}; {where}".rstrip("; "))
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                return
+        except OSError:
+            pass
+        if time.monotonic() > healthy_by:
+            raise RuntimeError(f"server not healthy within {seconds:.0f} s")
+        time.sleep(0.5)
+
+
 def _query(heads: int, epochs: int, seed: int) -> str:
     from lib.experiment import Experiment
     from lib.heads import parse_head_string
@@ -492,18 +508,7 @@ def main() -> int:
           f"{args.slots if args.slots is not None else 'default'}; {args.sessions} sessions × {args.heads} heads × "
           f"{args.epochs} epochs", flush=True)
     try:
-        healthy_by = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"server exited with {server.returncode}; see {log.name}")
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > healthy_by:
-                raise RuntimeError("server not healthy within 120 s")
-            time.sleep(0.5)
+        wait_healthy(url, server, where=f"see {log.name}")
         drive = _drive_ws if args.client == "ws" else _drive
         single, sessions, spread, wall, rss_before = asyncio.run(
             asyncio.wait_for(drive(url, args, deadline, mem), timeout=deadline.left()))

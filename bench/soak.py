@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +64,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=5)
     args = p.parse_args()
 
-    from load import _free_port
+    from load import _free_port, wait_healthy
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -75,12 +74,7 @@ def main() -> int:
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     failed = 0
     try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
+        wait_healthy(url, server)
 
         async def run() -> int:
             bad, first, t0 = 0, None, time.monotonic()
