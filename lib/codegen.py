@@ -481,7 +481,7 @@ def _head(config, units, n_outputs) -> str:
     else:
         bias_init = initializer_expr(b_name, b_params, f"SEED + {BIAS_SEED_OFFSET}")
     if config.activation == "softmax" and units == 1:
-        lines.append("# Softmax over ONE unit (kept on purpose, as configured): it always outputs exactly 1.0.")
+        lines.append("# Softmax over ONE unit (kept on purpose, as configured): it always outputs 1.0 (to float precision).")
     kernel_init = initializer_expr(k_name, k_params, f"SEED + {OUTPUT_KERNEL_SEED_OFFSET}")
     lines.append(
         f'output_layer = keras.layers.Dense(\n'

@@ -56,7 +56,7 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
         tail = (" — even though the loss fell, because on TensorFlow the loss saw the pre-softmax logits"
                 if one_softmax and _loss_fell(hist) and sweep.backend == "tensorflow" else "")
         out.append(_symptom("constant_output", "error",
-                            f"Every prediction is exactly {value:.4g}{why}{tail}.", "activation or units"))
+                            f"Every prediction is {value:.4g}, the same for every image (to float precision){why}{tail}.", "activation or units"))
     elif finite:
         sat = saturated_fraction(final, c.activation)
         if sat > 0.8:

@@ -6,6 +6,17 @@ import numpy as np
 
 from lib.heads import CE_LOSSES, HeadConfig
 
+# Kernels differ between CPUs in the last bits: softmax over one unit returns 1.0 with TensorFlow's
+# oneDNN kernels and 0.99999994 (1 - 2**-24, one float32 step below 1) with its Eigen kernels, which
+# TensorFlow uses on CPUs without AVX-512. "Equal to float precision" means within a few such steps.
+FLOAT32_STEPS = 4
+
+
+def float_equal(x: np.ndarray | float, value: float, steps: int = FLOAT32_STEPS) -> np.ndarray:
+    """Where x equals value to float32 precision: within `steps` float32 rounding steps of it."""
+    tol = steps * float(np.finfo(np.float32).eps) * max(1.0, abs(value))
+    return np.abs(np.asarray(x, dtype=np.float64) - value) <= tol
+
 
 def probability_view(config: HeadConfig, outputs: np.ndarray) -> np.ndarray:
     """Outputs as a user would read them: logits (linear + from_logits=True) turned into probabilities,

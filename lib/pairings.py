@@ -69,13 +69,13 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
        "—"),
     # ---- units ------------------------------------------------------------------------
     _P("softmax_one_unit", "error",
-       "Softmax over one unit always outputs exactly 1.0, so the head can say nothing; on TensorFlow the "
+       "Softmax over one unit always outputs 1.0 (to float precision), so the head can say nothing; on TensorFlow the "
        "loss still falls because Keras feeds the pre-softmax value to the loss.",
-       "Every prediction is exactly 1.0 and accuracy sits at the positive-class rate, even though the loss curve falls.",
+       "Every prediction is 1.0 (to float precision) and accuracy sits at the positive-class rate, even though the loss curve falls.",
        "activation (use sigmoid for one unit) or units (2 with softmax)",
-       message_other_backend="Softmax over one unit always outputs exactly 1.0, so the head can say nothing and "
+       message_other_backend="Softmax over one unit always outputs 1.0 (to float precision), so the head can say nothing and "
        "the loss cannot move.",
-       symptom_other_backend="Every prediction is exactly 1.0; the loss curve is flat."),
+       symptom_other_backend="Every prediction is 1.0 (to float precision); the loss curve is flat."),
     _P("units_mismatch", "error",
        "The number of output units does not match the width of the targets this loss gets, so Keras refuses "
        "to compute the loss.",

@@ -499,7 +499,7 @@ def _regression_scatter(sweep: SweepResult, run: RunResult, run_index: int, name
 def output_sum_histogram(sweep: SweepResult, run_index: int) -> go.Figure:
     """Per-image sum of the outputs (probability view) before and after training.
 
-    Softmax rows always sum to exactly 1 (a spike at 1.0 — over one unit, that is also every output);
+    Softmax rows always sum to 1 to float precision (a spike at 1.0 — over one unit, that is also every output);
     independent sigmoids need not.
     """
     run = _run(sweep, run_index)
@@ -515,7 +515,7 @@ def output_sum_histogram(sweep: SweepResult, run_index: int) -> go.Figure:
     all_sums = [M.probability_view(run.config, np.asarray(out, dtype=float)).sum(axis=1) for _, _, out in panels]
     both = np.concatenate(all_sums)
     both = both[np.isfinite(both)]
-    # Shared bins that always include 0 and 1, centred so an exact 1.0 sits in the middle of its bin.
+    # Shared bins that always include 0 and 1, centred so 1.0 (and 1 - 2**-24) sits in the middle of its bin.
     lo, hi = min(float(both.min()), 0.0) if both.size else 0.0, max(float(both.max()), 1.0) if both.size else 1.0
     size = (hi - lo) / 40
     bins = dict(start=lo - size / 2, end=hi + size / 2, size=size)
@@ -535,9 +535,9 @@ def output_sum_histogram(sweep: SweepResult, run_index: int) -> go.Figure:
     fig.update_yaxes(title_text="images", col=1)
     units = run.snapshots[max(run.snapshots)].shape[1]
     hint = ("Dotted line: sum = 1. Single-label heads should sum to 1; "
-            "a spike at exactly 1.0 with one unit is softmax over one unit: it can only say 1." if units == 1 and
+            "a spike at 1.0 with one unit is softmax over one unit: it can only say 1." if units == 1 and
             run.config.activation == "softmax" else
-            "Dotted line: sum = 1. Softmax sums to exactly 1; sigmoid outputs vary (multilabel: they should).")
+            "Dotted line: sum = 1. Softmax sums to 1 (to float precision); sigmoid outputs vary (multilabel: they should).")
     return _layout(fig, title, hint)
 
 

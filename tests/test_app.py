@@ -53,7 +53,7 @@ def test_experiment_page_has_its_widgets_and_table_driven_badges():
     head = default_head("binary", activation="softmax", units=1)
     assert verdict_for(head, 1).level == "error"
     assert badges(at) == ["Mismatch"]
-    assert "always outputs exactly 1.0" in " ".join(c.value for c in at.caption)
+    assert "always outputs 1.0 (to float precision)" in " ".join(c.value for c in at.caption)
 
 
 def test_training_from_the_experiment_page_shows_results():
@@ -65,7 +65,7 @@ def test_training_from_the_experiment_page_shows_results():
     assert not at.exception
     assert any(h.value == "Results" for h in at.header), [e.value for e in at.error]
     text = " ".join(e.value for e in at.error)
-    assert "Every prediction is exactly 1" in text
+    assert "Every prediction is 1, the same for every image" in text
     assert len(at.get("plotly_chart")) == 3  # loss, metric, gradient: only the chosen view is built
     at.segmented_control(key="exp-view").set_value("Outputs before / after").run()
     assert len(at.get("plotly_chart")) == 2 * 2  # outputs before/after and per-sample sums, per head

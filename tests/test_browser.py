@@ -83,7 +83,7 @@ def test_run_a_lesson_in_the_browser(server, browser):
 
     loss = plots.nth(0)
     assert _traces(loss, "g.trace.scatter") == 4  # train + validation loss for each of the two heads
-    assert "Every prediction is exactly 1" in page.inner_text("body")
+    assert "Every prediction is 1, the same for every image" in page.inner_text("body")
     loss.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "lesson-curves.png"))
 
@@ -202,7 +202,7 @@ def test_experiment_train_change_and_train_again(server, browser):
     loss.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     assert _traces(loss, "g.trace.scatter") == 4
-    assert "Every prediction is exactly 1" in page.inner_text("[data-testid=stMain]")
+    assert "Every prediction is 1, the same for every image" in page.inner_text("[data-testid=stMain]")
     loss.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "experiment-results.png"))
 

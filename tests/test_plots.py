@@ -13,6 +13,7 @@ import pytest
 from lib import plots as P
 from lib.diagnostics import annotate
 from lib.heads import HeadConfig, parse_head_string
+from lib.metrics import float_equal
 from lib.training import train
 
 EVIL = "<script>alert('x')</script> & co"
@@ -213,13 +214,13 @@ def test_an_epoch_can_be_chosen_and_the_nearest_snapshot_is_used(sweeps):
     assert "after training (epoch 3)" in _texts(P.output_histograms(sweep, 0, epoch=40))
 
 
-def test_softmax_over_one_unit_sums_to_exactly_one(sweeps):
+def test_softmax_over_one_unit_sums_to_one(sweeps):
     sweep = sweeps["binary"]
     fig = P.output_sum_histogram(sweep, 1)
     assert len(fig.data) == 2
     for t in fig.data:
         x = np.asarray(t.x, dtype=float)
-        assert len(x) == len(sweep.y_val) and np.all(x == 1.0)
+        assert len(x) == len(sweep.y_val) and np.all(float_equal(x, 1.0))  # 0.99999994 with Eigen kernels
     assert "every image: 1" in _texts(fig)
     # a sigmoid multilabel head's sums spread out
     ml = P.output_sum_histogram(sweeps["multilabel"], 0)

@@ -6,6 +6,7 @@ import pytest
 from lib.diagnostics import annotate
 from lib.features import cache_path, find_cut, get_features, single_tensor_cuts
 from lib.heads import parse_head_string
+from lib.metrics import float_equal
 from lib.reference import fit_full_model
 from lib.training import train
 
@@ -91,19 +92,32 @@ def test_cut_points_are_single_tensor_block_boundaries(tiny_backbone):
     assert find_cut(model, 0).unfrozen_layers == 0
 
 
-@pytest.mark.parametrize("spec", [
-    "learning_rate=0.01",
-    "activation=softmax,units=1,learning_rate=0.01",  # Keras's logits fallback must be reproduced exactly
+# How close the fast path must come to model.fit. Both compute the same arithmetic in a different order:
+# cached features come from batches of 64, model.fit recomputes them in batches of 32, and the CPU's
+# kernels (oneDNN on AVX-512 machines, Eigen elsewhere) round differently.
+# - Frozen base: the head sees features that differ in the last bits only; measured within 6e-6 with
+#   oneDNN on and off (TF_ENABLE_ONEDNN_OPTS=1/0), so rtol 1e-4 leaves 15x room.
+# - Fine-tuning 12 layers: those last bits then pass through trainable BatchNorm layers for 3 epochs,
+#   and the validation loss (1.2 while the training loss is 0.017: BatchNorm's moving statistics lag)
+#   comes from a few confidently wrong images, which amplifies them: measured 6.4e-4 (oneDNN) and 9.4e-4
+#   (Eigen, as on an AMD EPYC without AVX-512). rtol 5e-3 is 5x that, and still fails for a real change:
+#   1% more learning rate moves the losses by 1.7-3.2%, a frozen base by 38% and more.
+FROZEN_RTOL, FINE_TUNE_RTOL = 1e-4, 5e-3
+
+
+@pytest.mark.parametrize(("spec", "rtol"), [
+    ("learning_rate=0.01", FROZEN_RTOL),
+    ("activation=softmax,units=1,learning_rate=0.01", FROZEN_RTOL),  # Keras's logits fallback, reproduced
     # partial fine-tuning from cached cut activations (at lr 0.01 this head saturates in one epoch, to a
     # loss of 1e-4, where float-level differences in the cached features grow to 0.5% of the loss)
-    "hidden=8:relu,unfrozen=12,learning_rate=0.0003",
+    ("hidden=8:relu,unfrozen=12,learning_rate=0.0003", FINE_TUNE_RTOL),
 ])
-def test_fast_path_matches_model_fit_of_the_whole_model(toy, tiny_backbone, spec):
+def test_fast_path_matches_model_fit_of_the_whole_model(toy, tiny_backbone, spec, rtol):
     cfg = parse_head_string("binary", spec)
     fast = train([cfg], toy("binary"), epochs=3, seed=4, loaded=tiny_backbone, shuffle=False).runs[0]
     ref = fit_full_model(cfg, toy("binary"), tiny_backbone, epochs=3, seed=4)
-    np.testing.assert_allclose(fast.history["loss"], ref["loss"], rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(fast.history["val_loss"], ref["val_loss"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fast.history["loss"], ref["loss"], rtol=rtol, atol=1e-6)
+    np.testing.assert_allclose(fast.history["val_loss"], ref["val_loss"], rtol=rtol, atol=1e-6)
 
 
 def test_reference_fit_leaves_the_shared_backbone_trainable_flags_alone(toy, tiny_backbone):
@@ -143,7 +157,8 @@ def test_softmax_over_one_unit_outputs_one_while_its_loss_falls(toy, tiny_backbo
     sigmoid, softmax = sweep.runs
     assert softmax.history["loss"][-1] < softmax.history["loss"][0]  # the curve looks healthy...
     np.testing.assert_allclose(softmax.history["loss"], sigmoid.history["loss"], rtol=1e-5)
-    assert np.all(softmax.snapshots[5] == 1.0)  # ...but predict() says 1.0 for everything
+    # ...but predict() says 1.0 for everything (to float precision: 0.99999994 with Eigen's softmax)
+    assert np.all(float_equal(softmax.snapshots[5], 1.0))
     assert softmax.final["val_accuracy"] == pytest.approx(np.mean(sweep.y_val == 1))
     codes = [d["code"] for d in softmax.diagnostics]
     assert "constant_output" in codes and "loss_hides_outputs" in codes
