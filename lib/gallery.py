@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import html
 import math
-import re
 
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageOps
 
 from lib.taskdata import TaskData
+from lib.text import md_escape, md_message  # noqa: F401  (the Data page reads them from here)
 
 THUMB_SIZE = 96
 TRAIN_COLOR = "#4c72b0"
@@ -47,18 +47,6 @@ def format_value(value: float, unit: str = "") -> str:
     else:
         text = f"{v:,.4g}" if abs(v) < 1e5 else f"{v:.3e}"
     return f"{text} {unit}".strip()
-
-
-def md_escape(text: object) -> str:
-    """Text safe inside a line of Streamlit markdown: characters that would format it are shown as
-    themselves (emphasis, code, links, HTML, tables, LaTeX, Streamlit's :colour[...] and :emoji:)."""
-    return re.sub(r"([\\`*_\[\]#|<>~$:])", r"\\\1", str(text))
-
-
-def md_message(text: object) -> str:
-    """A message (e.g. a DataError's) as markdown: its `code spans` stay code, the rest is escaped."""
-    parts = re.split(r"(`[^`\n]+`)", str(text))
-    return "".join(p if i % 2 else md_escape(p) for i, p in enumerate(parts))
 
 
 def _plural(n: int, word: str) -> str:
@@ -187,9 +175,10 @@ def thumbnail(image: np.ndarray, size: int = THUMB_SIZE, frame: str | None = Non
 
 
 def gallery(data: TaskData, indices: np.ndarray, size: int = THUMB_SIZE) -> tuple[list[Image.Image], list[str]]:
-    """(thumbnails, captions) for the grid; validation images get a frame in VAL_COLOR."""
+    """(thumbnails, captions) for the grid; validation images get a frame in VAL_COLOR. Captions are
+    Markdown-escaped (st.image renders them as Markdown; class names come from users)."""
     thumbs = [thumbnail(data.images[i], size, VAL_COLOR if data.is_val[i] else None) for i in indices]
-    return thumbs, [grid_caption(data, int(i)) for i in indices]
+    return thumbs, [md_escape(grid_caption(data, int(i))) for i in indices]
 
 
 # ---------------------------------------------------------------- balance

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from lib.errors import ConfigError
 from lib.taskdata import TASKS
+from lib.text import clean_name
 
 ACTIVATIONS = ("softmax", "sigmoid", "linear", "relu", "tanh")
 HIDDEN_ACTIVATIONS = ("relu", "linear", "tanh", "sigmoid", "gelu", "elu")
@@ -155,6 +156,8 @@ class HeadConfig:
             raise ConfigError(f"dropout must be between 0 and 0.95; got {short(self.dropout)}")
         if not isinstance(self.name, str) or len(self.name) > MAX_NAME:
             raise ConfigError(f"a head's name is text of at most {MAX_NAME} characters")
+        # One plain line (links can set it): no newlines or right-to-left overrides in legends and code.
+        object.__setattr__(self, "name", clean_name(self.name))
         # Normalise the initializer strings so equal configs compare (and hash) equal.
         k_name, k_params = parse_initializer(self.kernel_initializer, KERNEL_INITIALIZERS)
         b_name, b_params = parse_initializer(self.bias_initializer, BIAS_INITIALIZERS)

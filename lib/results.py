@@ -51,13 +51,23 @@ def sweep_to_dict(sweep: SweepResult) -> dict:
     })
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) opens an address).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """Text a spreadsheet shows as text: a leading ' before a formula start (OWASP's CSV-injection advice)."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 def history_rows(sweep: SweepResult) -> list[dict]:
-    """One row per run and epoch (the CSV download)."""
+    """One row per run and epoch (the CSV download); text cells are spreadsheet-safe (a link sets names)."""
     rows = []
     for i, run in enumerate(sweep.runs):
         h = run.history
+        label = spreadsheet_safe(run.label)
         for k, epoch in enumerate(h.get("epoch", [])):
-            row = {"run": i + 1, "label": run.label, "status": run.status, "epoch": epoch}
+            row = {"run": i + 1, "label": label, "status": run.status, "epoch": epoch}
             row.update({key: vals[k] for key, vals in h.items() if key != "epoch"})
             rows.append(row)
     return rows

@@ -12,6 +12,7 @@ from lib.experiment import MAX_EPOCHS, MAX_HEADS, Experiment, default_experiment
 from lib.heads import default_head
 from lib.pairings import verdict_for
 from lib.taskdata import TASKS
+from lib.text import md_message
 from ui.components import (
     clear_head_keys,
     dataset_options,
@@ -54,7 +55,7 @@ if "exp" not in ss or ss.pop("load_from_url", False):
 if "pending_exp" in ss:  # set by the Lessons page's "open in Experiment"
     _load(ss.pop("pending_exp"))
 for notice in ss.get("notices", []):
-    st.warning(notice, icon=":material/link_off:")
+    st.warning(md_message(notice), icon=":material/link_off:")  # notices quote the link
 
 exp: Experiment = ss["exp"]
 
@@ -86,7 +87,7 @@ with st.container(border=True):
 try:
     data = task_data(dataset, exp.task)
 except HeadLabError as e:
-    st.error(str(e))
+    st.error(md_message(e))
     st.stop()
 n_outputs = data.n_outputs
 

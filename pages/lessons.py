@@ -7,6 +7,7 @@ import streamlit as st
 from lib.data import load_sample
 from lib.lessons import LESSONS, get_lesson
 from lib.pairings import verdict_for
+from lib.text import md_escape
 from ui.components import (
     ensure_app_navigation,
     keep_keras_state,
@@ -27,7 +28,7 @@ st.caption("Each lesson asks one question about the head, runs a few configurati
 ids = [lesson.id for lesson in LESSONS]
 requested = st.query_params.get("lesson") or ss.get("lesson") or ids[0]
 if requested not in ids:
-    st.warning(f"There is no lesson called '{requested[:40]}'; showing the first one.")
+    st.warning(f"There is no lesson called '{md_escape(requested[:40])}'; showing the first one.")
     requested = ids[0]
 ss.setdefault("lesson_pick", requested)
 if ss.get("lesson") and ss["lesson"] != ss["lesson_pick"] and ss["lesson"] in ids:
@@ -45,7 +46,7 @@ n_outputs = load_sample(exp.dataset, exp.task).n_outputs
 cols = st.columns(len(exp.heads))
 for i, (col, head) in enumerate(zip(cols, exp.heads)):
     with col.container(border=True):
-        st.markdown(f"**{i + 1}. {head.label()}**")
+        st.markdown(f"**{i + 1}. {md_escape(head.label())}**")
         st.caption(f"{exp.task} · {exp.dataset} · {head.pooling} pooling · lr {head.learning_rate:g}"
                    + (f" · {head.unfrozen} layers unfrozen" if head.unfrozen else ""))
         verdict_badge(verdict_for(head, n_outputs))

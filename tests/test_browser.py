@@ -272,3 +272,33 @@ def test_a_session_that_closes_mid_training_leaves_the_queue_working(server):
 
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, scenario()).result() == []
+
+
+def test_a_hostile_link_shows_text_and_fetches_nothing(server, browser):
+    """A link whose values and head name are Markdown images, links and icons: every participant who
+    opens it sees the text itself, and their browser asks no other address for anything."""
+    import urllib.parse
+
+    from lib.heads import default_head
+
+    probe = "http://hl-probe.invalid"  # never resolves; any request to it, or a link to it, is the leak
+    image, login = f"![t]({probe}/t.png)", f"[Session expired - log in]({probe}/login)"
+    head = default_head("binary", name=f"[go]({probe}) :material/warning: ![t]({probe})")
+    query = {"task": image, "bb": login, "ds": image, "epochs": image, "size": "64", "h": [head.to_url()]}
+    requests: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 2600})
+    page.on("request", lambda r: requests.append(r.url) if r.url.startswith(probe) else None)
+    page.goto(f"{server}/experiment?{urllib.parse.urlencode(query, doseq=True)}")
+    page.get_by_role("button", name="Train").click(timeout=120_000)
+    page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Trained 1 head ×").wait_for(timeout=180_000)
+    main = page.locator("[data-testid=stMain]")
+    page.wait_for_timeout(1000)
+    assert requests == []
+    assert main.locator("img[src*='hl-probe']").count() == 0 and main.locator("a[href*='hl-probe']").count() == 0
+    assert main.locator("[data-testid=stIconMaterial]").filter(has_text="warning").count() == 0
+    text = main.inner_text().replace("\u2060", "")  # the invisible joiner that keeps :name: from being an icon
+    assert "Unknown backbone '[Session expired - log in]" in text  # the notice quotes the link as text
+    assert f"1. [go]({probe}) :material/warning: ![t]" in text  # the head's name on its card, as text
+    main.locator("[data-testid=stAlertContainer]").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "hostile-link.png"), full_page=True)
+    page.close()

@@ -29,6 +29,7 @@ from lib.heads import (
 )
 from lib.pairings import Verdict
 from lib.progress import RedrawThrottle
+from lib.text import md_escape, md_message
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
@@ -211,7 +212,7 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
             pooling=ss[f"{prefix}pooling"], optimizer=ss[f"{prefix}optimizer"],
             learning_rate=float(ss[f"{prefix}lr"]), unfrozen=int(ss[f"{prefix}unfrozen"]))
     except HeadLabError as e:
-        st.error(f"{e} — keeping the previous setting.")
+        st.error(f"{md_message(e)} — keeping the previous setting.")
         return config
     return new
 
@@ -258,7 +259,8 @@ def train_with_progress(exp: Experiment, key: str):
     try:
         data = task_data(exp.dataset, exp.task)
         bb = shared_backbone(exp.backbone, exp.input_size)
-        key = sweep_cache.sweep_key(exp.heads, data.fingerprint, bb.name, bb.size, bb.weights, exp.epochs, exp.seed)
+        owner = session_id() if exp.dataset.startswith(UPLOAD_PREFIX) else ""  # uploads are never shared
+        key = sweep_cache.sweep_key(exp.heads, data, bb.name, bb.size, bb.weights, exp.epochs, exp.seed, owner=owner)
         shared = sweep_cache.get(key)
         if shared is None:
             with gate().slot(on_wait=on_wait):
@@ -269,10 +271,9 @@ def train_with_progress(exp: Experiment, key: str):
                                            progress=on_progress))
                     sweep_cache.put(key, sweep)
         if shared is not None:  # the same heads, data and seed give the same curves: no need to train again
-            sweep = dataclasses.replace(shared, runs=[dataclasses.replace(r, config=h)
-                                                      for r, h in zip(shared.runs, exp.heads, strict=True)])
+            sweep = sweep_cache.for_requester(shared, exp.heads)
     except HeadLabError as e:
-        status.error(str(e))
+        status.error(md_message(e))  # may quote a head's name
         return None
     except Exception:
         log.exception("training failed")
@@ -285,7 +286,8 @@ def train_with_progress(exp: Experiment, key: str):
     features = "from cache" if t["features_cached"] else f"extracted in {t['features_seconds']:.1f} s"
     again = " Someone ran exactly this sweep before: same settings and seed, same curves, shown at once." \
         if shared is not None else ""
-    status.success(f"Trained {len(sweep.runs)} heads × {sweep.epochs} epochs in {t['training_seconds']:.1f} s "
+    heads = f"{len(sweep.runs)} head{'s' if len(sweep.runs) != 1 else ''}"
+    status.success(f"Trained {heads} × {sweep.epochs} epochs in {t['training_seconds']:.1f} s "
                    f"(features {features}).{again}")
     return sweep
 
@@ -302,19 +304,20 @@ def render_results(sweep, key: str) -> None:
     names = plots.run_names(sweep)
     if sweep.notes:
         for note in sweep.notes:
-            st.info(note)
-    st.caption(f"{sweep.dataset} · {sweep.task} · {sweep.backbone} @ {sweep.input_size}px · weights: {sweep.weights} · "
+            st.info(md_message(note))
+    st.caption(f"{md_escape(sweep.dataset)} · {sweep.task} · {sweep.backbone} @ {sweep.input_size}px · weights: {sweep.weights} · "
                f"{sweep.epochs} epochs · seed {sweep.seed} · Keras {sweep.keras_version} on {sweep.backend}")
     cols = st.columns(min(len(sweep.runs), 3))
     for i, run in enumerate(sweep.runs):
         with cols[i % len(cols)].container(border=True):
-            st.markdown(f"**{i + 1}. {names[i]}**")
+            st.markdown(f"**{i + 1}. {md_escape(names[i])}**")
             verdict_badge(run.verdict, show_message=False)
             metric = _headline_metric(sweep, run)
             if metric:
                 st.metric(*metric)
             for d in run.diagnostics:
-                (st.error if d["severity"] == "error" else st.warning)(f"{d['message']}  \n*Knob:* {d['knob']}")
+                (st.error if d["severity"] == "error" else st.warning)(
+                    f"{md_message(d['message'])}  \n*Knob:* {md_escape(d['knob'])}")
             if not run.diagnostics and run.status == "ok":
                 st.success("Nothing suspicious in what predict() returned.")
             with st.expander("Why (pairing table)"):
@@ -322,7 +325,7 @@ def render_results(sweep, key: str) -> None:
                 for s in run.verdict.symptoms:
                     st.caption(f"On the plots: {s}")
                 for w in run.warnings:
-                    st.caption(f"Keras warned: {w}")
+                    st.caption(f"Keras warned: {md_message(w)}")
                 st.caption(f"Backbone: {run.cut}")
 
     # Only the chosen view is built and sent (tabs would build all ~20 charts on every rerun, which is
@@ -343,7 +346,7 @@ def render_results(sweep, key: str) -> None:
                     _chart(plots.loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
     elif view == VIEWS[1]:
         for i in range(len(sweep.runs)):
-            st.markdown(f"#### {i + 1}. {names[i]}")
+            st.markdown(f"#### {i + 1}. {md_escape(names[i])}")
             # full width each: the before/after panels need the room to stay readable when projected
             _chart(plots.output_histograms(sweep, i), f"{key}-hist-{i}")
             _chart(plots.output_sum_histogram(sweep, i), f"{key}-sum-{i}")
@@ -369,7 +372,7 @@ def render_results(sweep, key: str) -> None:
             st.download_button("Download HTML report", st.session_state[f"{key}-report"],
                                file_name="headlab_report.html", mime="text/html", key=f"{key}-html")
         for i, run in enumerate(sweep.runs):
-            with st.expander(f"Show Keras code — {i + 1}. {names[i]}"):
+            with st.expander(f"Show Keras code — {i + 1}. {md_escape(names[i])}"):
                 st.code(_keras_code(sweep, run), language="python")
 
 
