@@ -21,7 +21,11 @@ the page, a lost connection; the per-head diagnoses the results show as red boxe
 this sweep includes a one-unit softmax on purpose — are findings, not failures). The server's memory
 (VmRSS / VmHWM of the streamlit process) is sampled every 0.5 s.
 
-    python bench/load.py [--client ws|browser] [--watcher] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
+With --hostile, --sessions - 1 participants run the burst twice: alone, then while one more participant
+in a real page keeps sending the worst links and uploads of issue 9 (bench/hostile.py); the p95 of the
+two bursts and the server's peak memory are compared.
+
+    python bench/load.py [--client ws|browser] [--watcher | --hostile] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
                          [--same-sweep] [--single-runs 3] [--timeout 1800]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
@@ -404,6 +408,49 @@ async def _drive_ws(url: str, args, deadline: Deadline, mem: MemorySampler):
     return result
 
 
+async def _drive_hostile(url: str, args, deadline: Deadline, mem: MemorySampler):
+    """--hostile: the burst of --sessions - 1 participants, then a burst of as many other sweeps while
+    one more participant keeps sending the worst links and uploads (bench/hostile.py)."""
+    import hostile
+    from playwright.async_api import async_playwright
+
+    n = args.sessions - 1
+    args.sessions = n
+    single, calm, _, _, _ = await _measure(lambda s: _ws_one_alone(url, s, args, deadline),
+                                           lambda sessions: _ws_burst(url, sessions, args, deadline), args, mem)
+    calm_done = [s.seconds for s in calm if s.seconds is not None]
+    calm_errors = sum(bool(s.errors) or s.seconds is None for s in calm)
+    print(f"without the hostile participant: {n} sessions, {calm_errors} errors, p95 {_p95(calm_done):.2f} s",
+          flush=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            stop = asyncio.Event()
+            attacker = asyncio.create_task(hostile.run(browser, url, stop))
+            await asyncio.sleep(5)  # its first upload is being decoded when the class clicks Train
+            rss_before = mem.peak_rss_kb
+            sessions = [Session(i, seed=500 + i) for i in range(n)]
+            t0 = time.monotonic()
+            spread = await _ws_burst(url, sessions, args, deadline)
+            wall = time.monotonic() - t0
+            stop.set()
+            try:
+                attempts = await asyncio.wait_for(attacker, timeout=deadline.left(600))
+            except TimeoutError:
+                attacker.cancel()
+                attempts = []
+        finally:
+            await browser.close()
+    print("the hostile participant's attempts during the burst (seconds to the page's answer):")
+    for a in attempts:
+        print(f"  {a.seconds:6.1f} s  {a.what}: {a.outcome}")
+    done = [s.seconds for s in sessions if s.seconds is not None]
+    if done and calm_done:
+        print(f"p95 with the hostile participant {_p95(done):.2f} s vs {_p95(calm_done):.2f} s without: "
+              f"{_p95(done) / _p95(calm_done):.2f}× (target ≤ 2×)", flush=True)
+    return single, sessions, spread, wall, rss_before
+
+
 # ---- real browsers: what a page shows, but every renderer runs on the server's own cores ----------
 async def _drive(url: str, args, deadline: Deadline, mem: MemorySampler):
     from playwright.async_api import async_playwright
@@ -478,6 +525,9 @@ def main() -> int:
     p.add_argument("--watcher", action="store_true",
                    help="with --client ws: one more participant in a real Chromium page, clicking just after "
                         "everyone else, timed to charts drawn (what the last in line sees)")
+    p.add_argument("--hostile", action="store_true",
+                   help="with --client ws: --sessions - 1 participants train twice, the second time while one more "
+                        "keeps sending the worst links and uploads of issue 9 (bench/hostile.py); compares p95")
     p.add_argument("--client", choices=("ws", "browser"), default="ws",
                    help="ws: Streamlit's websocket protocol, no rendering (as when each participant has their own "
                         "laptop); browser: one headless Chromium page per session, on this machine's cores")
@@ -509,7 +559,7 @@ def main() -> int:
           f"{args.epochs} epochs", flush=True)
     try:
         wait_healthy(url, server, where=f"see {log.name}")
-        drive = _drive_ws if args.client == "ws" else _drive
+        drive = _drive_hostile if args.hostile else _drive_ws if args.client == "ws" else _drive
         single, sessions, spread, wall, rss_before = asyncio.run(
             asyncio.wait_for(drive(url, args, deadline, mem), timeout=deadline.left()))
     finally:
