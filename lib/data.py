@@ -1133,7 +1133,14 @@ def _load_images(
 
 
 def _rotated(im: Image.Image) -> bool:
-    """True when EXIF says the stored pixels are rotated by 90 degrees."""
+    """True when EXIF says the stored pixels are rotated by 90 degrees.
+
+    Read from the header only: for a PNG whose EXIF did not come before the pixels, PIL's
+    getexif() decodes the whole image to look for it, which made the "header" pass decode every
+    PNG (a 4 KB one can hold 36 Mpx) before the pixel budget was checked.
+    """
+    if im.format == "PNG" and "exif" not in im.info:
+        return False
     try:
         return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     except Exception:  # broken EXIF must not stop the upload; the pixels still decode

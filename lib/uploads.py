@@ -260,7 +260,7 @@ class SessionJanitor:
 
     def __init__(self, is_connected: Callable[[str], bool], grace_s: float,
                  release: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 interval_s: float = 30.0) -> None:
+                 interval_s: float = 15.0) -> None:
         self._is_connected, self._grace, self._release = is_connected, grace_s, release
         self._clock, self._interval = clock, interval_s
         self._kept: dict[str, dict] = {}

@@ -137,12 +137,17 @@ def test_zero_one_label_columns_beyond_the_cap_are_refused(tmp_path: Path) -> No
 # ---------------------------------------------------------------- finding 3: time, pixels, paths
 
 
-def test_total_pixels_are_budgeted_from_the_headers_before_decoding(tmp_path: Path, decodes) -> None:
+def test_total_pixels_are_budgeted_from_the_headers_before_decoding(tmp_path: Path, decodes, monkeypatch) -> None:
     # 12 images of 6000x6000 (36 Mpx each, under the 40 Mpx per-image limit): 432 Mpx in a few KB.
+    from PIL import ImageFile
+
+    loads = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: loads.append(im.size) or real_load(im))
     files = {f"{c}/{i}.png": declared_png(6000, 6000) for c in ("a", "b") for i in range(6)}
     with pytest.raises(DataError, match=r"432 megapixels in total; at most 400 megapixels") as e:
         load(tmp_path, files, "binary")
-    assert decodes == []  # refused from the headers: not one image decoded
+    assert decodes == [] and loads == []  # refused from the headers: not one image's pixels read
     assert "400 megapixels" in uploads.limits_text()
     assert "5,000 images of 256×256" in str(e.value)
 
@@ -191,9 +196,10 @@ def test_an_upload_waiting_for_a_slot_gives_up_when_its_session_ends(tmp_path: P
     for _ in range(uploads.EXTRACTION_SLOTS):  # two other uploads hold both slots
         uploads._EXTRACTING.acquire()
     results: list[uploads.UploadOutcome] = []
+    asked = []  # the session is there when the upload starts waiting, gone at the next look
     try:
         waiter = threading.Thread(target=lambda: results.append(
-            upload(tmp_path, classes({"a": 2, "b": 2}), "binary", cancelled=lambda: True)))
+            upload(tmp_path, classes({"a": 2, "b": 2}), "binary", cancelled=lambda: asked.append(1) or len(asked) > 1)))
         waiter.start()
         waiter.join(30)  # a generous bound: it must not wait for the slots at all
         assert not waiter.is_alive()
@@ -201,7 +207,7 @@ def test_an_upload_waiting_for_a_slot_gives_up_when_its_session_ends(tmp_path: P
         for _ in range(uploads.EXTRACTION_SLOTS):
             uploads._EXTRACTING.release()
     assert results and results[0].data is None and "session ended" in results[0].message
-    assert decodes == []
+    assert decodes == [] and len(asked) == 2  # it gave up while waiting, before extracting anything
     _assert_slots_free()
 
 
