@@ -85,7 +85,7 @@ class UploadLimits:
     max_upload_bytes: int = 50 * 2**20  # also Streamlit's server.maxUploadSize (.streamlit/config.toml)
     max_uncompressed_bytes: int = 200 * 2**20
     max_files: int = 5_000
-    max_folders: int = 1_000  # folders cost time too: the finding's 19,990 empty ones took a minute
+    max_folders: int = 1_000  # folders cost time too: 20,000 empty ones took a minute to create and scan
     max_images: int = 5_000
     max_image_pixels: int = 40_000_000
     # Decoding is the costly part (~60-130 Mpx/s on one core): 400 Mpx is a few seconds, and holds

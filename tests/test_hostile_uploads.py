@@ -296,6 +296,17 @@ def test_the_default_memory_budgets_hold_the_largest_upload_the_other_limits_all
     assert f"{DEFAULT.max_decoded_bytes // 2**20} MB" in text and "per session" in text
 
 
+def test_the_page_states_every_new_limit() -> None:
+    limits = UploadLimits(max_folders=1_234, max_path_depth=17, max_name_chars=111, max_path_chars=333,
+                          max_label_chars=55, max_csv_bytes=7 * 2**20, max_seconds=42, max_total_pixels=123_000_000,
+                          max_decoded_bytes=200 * 2**20, max_session_bytes=300 * 2**20)
+    text = uploads.limits_text(limits)
+    for fact in ("1,234 folders", "17 levels deep", "names of up to 111", "paths of up to 333 characters",
+                 "longer than 55 characters", "CSV of up to 7 MB", "may take 42 s", "together 123 megapixels",
+                 "fit in 200 MB of memory", "share 300 MB per session"):
+        assert fact in text, fact
+
+
 def test_a_session_keeps_its_uploads_within_its_budget() -> None:
     def td(task: str, name: str, n: int) -> uploads.TaskData:
         y = np.array([0, 1] * (n // 2), np.int32) if task != "regression" else np.arange(n, dtype=np.float32)
