@@ -70,15 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_sweep(args) -> int:
     from lib import data as datalib
-    from lib.backbones import DEFAULT_BACKBONE
-    from lib.diagnostics import annotate
     from lib.heads import default_head, parse_head_string
-    from lib.results import sweep_to_dict
-    from lib.training import train
 
     heads = [parse_head_string(args.task, spec) for spec in args.head] or [default_head(args.task)]
     dataset = args.dataset or datalib.default_dataset(args.task)
-    data = datalib.load_dataset(dataset, args.task)
+    data = datalib.load_dataset(dataset, args.task)  # a bad dataset is refused before TensorFlow loads
+
+    from lib.backbones import DEFAULT_BACKBONE
+    from lib.diagnostics import annotate
+    from lib.results import sweep_to_dict
+    from lib.training import train
 
     def progress(event: dict) -> None:
         if args.quiet:

@@ -23,11 +23,19 @@ User data layouts (documented for the upload page):
     as `weight (kg)` or `weight [kg]`.
 
 Every image becomes 8-bit RGB. If all images share one size no larger than
-`UploadLimits.keep_size_up_to`, that size is kept; otherwise every image is
-resized (stretched, aspect ratio not kept, like Keras' loader) to
-`UploadLimits.image_size` square. Validation rows are a fixed, stratified ~25%
-chosen by a hash of each file's path, so re-uploading the same files gives the
-same split.
+`UploadLimits.keep_size_up_to`, and the upload fits in `UploadLimits.max_decoded_bytes` at that
+size, that size is kept; otherwise every image is resized (stretched, aspect ratio not kept, like
+Keras' loader) to `UploadLimits.image_size` square. Validation rows are a fixed, stratified ~25%
+chosen by a hash of each file's path, so re-uploading the same files gives the same split.
+
+Class and label names are cleaned when read (`clean_label`): no control characters (a newline
+would start a new bullet wherever a name is listed), no bidirectional-control characters (which
+reorder the text around them), single spaces, at most `UploadLimits.max_label_chars` characters.
+Messages quote what the user sent with `_q`: clipped, with invisible characters escaped.
+
+Everything an upload could spend is capped before it is spent: entries, folders, path depth and
+length from the zip's directory; memory and decoded pixels from the image headers. The work left
+is bounded in wall-clock time too (`Watch`), and stops when nobody waits for it any more.
 """
 
 from __future__ import annotations
@@ -43,9 +51,11 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path, PurePosixPath
@@ -67,25 +77,68 @@ MAX_LISTED = 5  # names quoted in one message before "and N more"
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """What an upload may hold; checked before anything is extracted or decoded."""
+    """What an upload may hold; checked before anything is extracted or decoded.
 
-    max_upload_bytes: int = 50 * 2**20
+    `lib.uploads.limits_text` states every one of them to the user.
+    """
+
+    max_upload_bytes: int = 50 * 2**20  # also Streamlit's server.maxUploadSize (.streamlit/config.toml)
     max_uncompressed_bytes: int = 200 * 2**20
     max_files: int = 5_000
+    max_folders: int = 1_000  # folders cost time too: 20,000 empty ones took a minute to create and scan
     max_images: int = 5_000
     max_image_pixels: int = 40_000_000
-    max_classes: int = 100
+    # Decoding is the costly part (~60-130 Mpx/s on one core): 400 Mpx is a few seconds, and holds
+    # 5,000 images of 256x256 (328 Mpx). JPEGs count at the reduced scale they are decoded at.
+    max_total_pixels: int = 400_000_000
+    # The images array of one upload; 5,000 images at image_size (132 MB) always fit, so a large
+    # upload is resized rather than refused. Without it, 5,000 kept 256x256 images took ~1 GB.
+    max_decoded_bytes: int = 256 * 2**20
+    max_session_bytes: int = 256 * 2**20  # all uploads one session keeps (one per task)
+    max_classes: int = 100  # class folders, or labels of a multilabel CSV
+    max_label_chars: int = 60  # longer class and label names are cut (with '…')
+    max_path_depth: int = 16  # folders in one path (zip entries, folders on disk, CSV file names)
+    max_path_chars: int = 300
+    max_name_chars: int = 100  # one file or folder name
+    max_csv_bytes: int = 16 * 2**20
+    max_seconds: float = 60.0  # wall-clock time to read one upload once it has an extraction slot
     image_size: int = 96  # square side images are resized to when their sizes differ
     keep_size_up_to: int = 256  # a uniform size with both sides <= this is kept as it is
+
+
+NAME_MAX_BYTES = 255  # what Linux and macOS file systems allow for one name (UTF-8 bytes)
+SHOWN_CHARS = 60  # of a user's input quoted in a message
+STOPPED = "The upload was stopped: its browser session ended."
+_clock = time.monotonic  # tests replace it to jump past a time budget without waiting
 
 
 # ---------------------------------------------------------------- small helpers
 
 
-def _listing(names: list[str], limit: int = MAX_LISTED) -> str:
+def _listing(names: Sequence[str], limit: int = MAX_LISTED) -> str:
     """'a, b, c' or 'a, b, c and 4 more'."""
     shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit:,} more"
+
+
+class _Examples:
+    """The first few of many problems, and how many there were: a message stays short."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if len(self.shown) < MAX_LISTED:
+            self.shown.append(text)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def listing(self) -> str:
+        more = self.count - len(self.shown)
+        return ", ".join(self.shown) + (f" and {more:,} more" if more else "")
 
 
 def _plural(n: int, word: str) -> str:
@@ -94,6 +147,120 @@ def _plural(n: int, word: str) -> str:
 
 def _mb(n: int) -> str:
     return f"{n / 2**20:,.1f} MB"
+
+
+def _clip(text: object, limit: int = SHOWN_CHARS) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _q(text: object) -> str:
+    """A user's input quoted for a message: clipped, control and invisible characters escaped."""
+    return repr(_clip(text))
+
+
+def _show(text: object) -> str:
+    """The same without quotes, for paths within a sentence."""
+    return _q(text)[1:-1]
+
+
+def _why(e: BaseException, base: Path | None = None) -> str:
+    """An exception's reason for a message, without the server's paths (an OSError names the file)."""
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    if base is not None:
+        text = text.replace(f"{base}{os.sep}", "").replace(str(base), "")
+    return _clip(text, 80)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_label(text: str, max_chars: int | None = None) -> str:
+    """A name as it may be shown anywhere: one line, in reading order, single spaces, not too long.
+
+    Control characters (newlines, tabs) become spaces; bidirectional controls (U+202A-202E,
+    U+2066-2069, U+200E/200F, U+061C), which reorder the text around them, are removed; runs of
+    whitespace become one space; names over max_chars are cut, ending in '…'.
+    """
+    text = " ".join(_BIDI_CONTROL.sub("", _CONTROL.sub(" ", text)).split())
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    return text
+
+
+def _label_names(raw: Sequence[str], what: str, limits: UploadLimits) -> list[str]:
+    """raw names cleaned (`clean_label`); refuses a name cleaning empties, or two it makes equal."""
+    names: list[str] = []
+    first: dict[str, str] = {}
+    for r in raw:
+        n = clean_label(r, limits.max_label_chars)
+        if not n:
+            raise DataError(
+                f"A {what} name is empty once control and invisible characters are removed ({_q(r)}); rename it."
+            )
+        if n in first:
+            cut = f" and cut to the first {limits.max_label_chars} characters" if n.endswith("…") else ""
+            raise DataError(
+                f"The {what}s {_q(first[n])} and {_q(r)} both read {n!r} once control characters, invisible "
+                f"characters and extra spaces are removed{cut}; rename one of them."
+            )
+        first[n] = r
+        names.append(n)
+    return names
+
+
+def _check_path(parts: Sequence[str], what: str, limits: UploadLimits) -> None:
+    """Refuse a path too deep or too long (`what` names it, e.g. "The zip entry 'a/b.png'").
+
+    Checked before a path is used: the OS refuses long names (an OSError, not a message),
+    a deep tree overflows Python's recursion in os.walk and shutil.rmtree, and matching a
+    CSV's file name to an image costs time per level.
+    """
+    if len(parts) - 1 > limits.max_path_depth:
+        raise DataError(
+            f"{what} is {len(parts) - 1:,} folders deep; at most {limits.max_path_depth} are accepted. "
+            "Move the images into fewer nested folders."
+        )
+    for part in parts:
+        if len(part) > limits.max_name_chars or len(part.encode("utf-8", "replace")) > NAME_MAX_BYTES:
+            raise DataError(
+                f"{what} has a name of {len(part):,} characters; at most {limits.max_name_chars} are accepted "
+                "(fewer in scripts that take several bytes a character). Rename it."
+            )
+    length = sum(len(p) for p in parts) + len(parts) - 1
+    if length > limits.max_path_chars:
+        raise DataError(
+            f"{what} is {length:,} characters long; at most {limits.max_path_chars} are accepted. "
+            "Use shorter folder and file names."
+        )
+
+
+class UploadStopped(DataError):
+    """An upload abandoned half-way: it ran out of time, or its browser session ended."""
+
+
+class Watch:
+    """One upload's time budget, and whether anyone still waits for it; polled between files.
+
+    Once an upload holds one of the server's extraction slots, every other upload may be waiting
+    for it: `check()` ends the work when `limits.max_seconds` have passed, or when `cancelled()`
+    says its session has ended (the Data page passes one; a closed tab otherwise kept decoding).
+    """
+
+    def __init__(self, limits: UploadLimits, cancelled: Callable[[], bool] | None = None) -> None:
+        self.max_seconds = limits.max_seconds
+        self.deadline = _clock() + limits.max_seconds
+        self.cancelled = cancelled
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise UploadStopped(STOPPED)
+        if _clock() > self.deadline:
+            raise UploadStopped(
+                f"Reading the upload took more than {self.max_seconds:g} s, the most one upload may take. "
+                "Upload fewer or smaller images."
+            )
 
 
 def _check_task(task: str) -> None:
@@ -203,29 +370,30 @@ def load_sample(name: str, task: str) -> TaskData:
 # ---------------------------------------------------------------- zip extraction
 
 
-def _entry_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
+def _entry_path(info: zipfile.ZipInfo, limits: UploadLimits) -> PurePosixPath | None:
     """The safe relative path of a zip entry; None for OS clutter; DataError for unsafe entries."""
     name = info.filename.replace("\\", "/")  # some Windows tools write backslashes
     if stat.S_ISLNK(info.external_attr >> 16):
         raise DataError(
-            f"The zip contains a symbolic link, {info.filename!r}; links are not accepted. "
+            f"The zip contains a symbolic link, {_q(info.filename)}; links are not accepted. "
             "Zip the image files themselves."
         )
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise DataError(
-            f"The zip contains an absolute path, {info.filename!r}. "
+            f"The zip contains an absolute path, {_q(info.filename)}. "
             "Zip the folder with relative paths (e.g. `zip -r data.zip myfolder`)."
         )
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise DataError(
-            f"The zip contains a path that points outside the archive, {info.filename!r}. "
+            f"The zip contains a path that points outside the archive, {_q(info.filename)}. "
             "Re-create the zip from the data folder without '..' in its paths."
         )
     if not parts or any(_is_junk(p) for p in parts):
-        return None
+        return None  # never extracted: its depth and length do not matter
+    _check_path(parts, f"The zip entry {_q(info.filename)}", limits)
     if info.flag_bits & 0x1:
-        raise DataError(f"The zip entry {info.filename!r} is password-protected; upload an unencrypted zip.")
+        raise DataError(f"The zip entry {_q(info.filename)} is password-protected; upload an unencrypted zip.")
     return PurePosixPath(*parts)
 
 
@@ -241,11 +409,20 @@ def _check_members(zf: zipfile.ZipFile, limits: UploadLimits) -> list[tuple[zipf
             f"The zip holds {len(infos):,} entries; at most {limits.max_files:,} files are accepted. "
             "Upload fewer images."
         )
-    members = [(info, rel) for info in infos if (rel := _entry_path(info)) is not None]
+    members = [(info, rel) for info in infos if (rel := _entry_path(info, limits)) is not None]
     n_files = sum(not info.is_dir() for info, _ in members)
     if n_files > limits.max_files:
         raise DataError(
             f"The zip holds {n_files:,} files; at most {limits.max_files:,} are accepted. Upload fewer images."
+        )
+    folders = set()  # listed ones and those implied by a file's path: each is created on disk
+    for info, rel in members:
+        parts = rel.parts if info.is_dir() else rel.parts[:-1]
+        folders.update(parts[:k] for k in range(1, len(parts) + 1))
+    if len(folders) > limits.max_folders:
+        raise DataError(
+            f"The zip holds {len(folders):,} folders; at most {limits.max_folders:,} are accepted. "
+            "Remove empty folders, or put the images in fewer of them."
         )
     total = sum(info.file_size for info, _ in members)
     if total > limits.max_uncompressed_bytes:
@@ -256,7 +433,7 @@ def _check_members(zf: zipfile.ZipFile, limits: UploadLimits) -> list[tuple[zipf
     return members
 
 
-def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, base: Path) -> int:
     """Extract one file, refusing to write more than it declared (or than the budget left)."""
     written = 0
     limit = min(info.file_size, budget)
@@ -266,24 +443,28 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget
                 written += len(chunk)
                 if written > limit:
                     raise DataError(
-                        f"The zip entry {info.filename!r} unpacks to more than it declares; "
+                        f"The zip entry {_q(info.filename)} unpacks to more than it declares; "
                         "the archive is damaged or malicious."
                     )
                 dst.write(chunk)
     except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError) as e:
-        raise DataError(f"The zip entry {info.filename!r} cannot be extracted ({e}). Re-create the zip.") from e
+        raise DataError(
+            f"The zip entry {_q(info.filename)} cannot be extracted ({_why(e, base)}). Re-create the zip."
+        ) from e
     return written
 
 
 def extract_zip(
-    zip_path_or_bytes: str | Path | bytes | BinaryIO, dest_dir: Path, limits: UploadLimits = UploadLimits()
+    zip_path_or_bytes: str | Path | bytes | BinaryIO, dest_dir: Path, limits: UploadLimits = UploadLimits(),
+    watch: Watch | None = None,
 ) -> Path:
     """Safely extract an uploaded zip into dest_dir (which must be empty or missing).
 
-    The archive's size, entry count, declared unpacked size and every path are
-    checked before anything is written; symlinks, absolute paths and '..' are
-    refused. Returns the data root: dest_dir, or the single top-level folder the
-    data sits under.
+    The archive's size, entry and folder counts, declared unpacked size and every
+    path (safety, depth, length) are checked before anything is written; symlinks,
+    absolute paths and '..' are refused. `watch` (time budget, cancellation) is
+    polled between entries. Returns the data root: dest_dir, or the single
+    top-level folder the data sits under.
     """
     if hasattr(zip_path_or_bytes, "read"):  # e.g. Streamlit's UploadedFile
         zip_path_or_bytes = zip_path_or_bytes.read(limits.max_upload_bytes + 1)
@@ -304,6 +485,7 @@ def extract_zip(
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError("The upload is not a valid zip archive. Zip your data folder and upload the .zip file.") from e
 
+    watch = watch or Watch(limits)
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     if any(dest_dir.iterdir()):
@@ -314,19 +496,22 @@ def extract_zip(
         try:
             budget = limits.max_uncompressed_bytes
             for info, rel in members:
+                watch.check()
                 target = base.joinpath(*rel.parts)
-                if not target.resolve().is_relative_to(base):  # belt and braces after _entry_path
-                    raise DataError(f"The zip entry {info.filename!r} would land outside the upload folder.")
-                if target.exists() and not info.is_dir():
-                    raise DataError(f"The zip holds {info.filename!r} twice; re-create the zip.")
                 try:
+                    if not target.resolve().is_relative_to(base):  # belt and braces after _entry_path
+                        raise DataError(f"The zip entry {_q(info.filename)} would land outside the upload folder.")
+                    if target.exists() and not info.is_dir():
+                        raise DataError(f"The zip holds {_q(info.filename)} twice; re-create the zip.")
                     if info.is_dir():
                         target.mkdir(parents=True, exist_ok=True)
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as e:  # e.g. a file and a folder with the same name
-                    raise DataError(f"The zip entry {info.filename!r} cannot be extracted ({e}).") from e
-                budget -= _copy_entry(zf, info, target, budget)
+                    raise DataError(
+                        f"The zip entry {_q(info.filename)} cannot be extracted ({_why(e, base)})."
+                    ) from e
+                budget -= _copy_entry(zf, info, target, budget, base)
         except BaseException:
             _empty_dir(dest_dir)  # never leave half an upload behind
             raise
@@ -362,15 +547,28 @@ def find_root(path: Path) -> Path:
 # ---------------------------------------------------------------- folder scanning
 
 
-def _scan(root: Path, limits: UploadLimits) -> list[PurePosixPath]:
-    """Relative paths of all visible regular files under root (symlinked folders are not followed)."""
+def _scan(root: Path, limits: UploadLimits, watch: Watch) -> list[PurePosixPath]:
+    """Relative paths of all visible regular files under root (symlinked folders are not followed).
+
+    Depth, folder count and path lengths are checked on the way down, before os.walk could
+    recurse deep enough to overflow (a folder given to the CLI was never checked by extract_zip).
+    """
     files: list[PurePosixPath] = []
+    n_folders = 0
     for dirpath, dirnames, filenames in os.walk(root):
+        watch.check()
         dirnames[:] = sorted(d for d in dirnames if not _is_junk(d))
         rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        n_folders += len(dirnames)
+        if n_folders > limits.max_folders:
+            raise DataError(f"The folder holds more than {limits.max_folders:,} folders; put the images in fewer of them.")
         for name in sorted(filenames):
             if not _is_junk(name) and (Path(dirpath) / name).is_file():
-                files.append(rel_dir / name)
+                rel = rel_dir / name
+                _check_path(rel.parts, f"The file {_q(rel)}", limits)
+                files.append(rel)
+        for d in dirnames:  # refused here, before os.walk goes one level deeper
+            _check_path((*rel_dir.parts, d, "x"), f"The folder {_q(rel_dir / d)}", limits)
         if len(files) > limits.max_files:
             raise DataError(f"The folder holds more than {limits.max_files:,} files; upload fewer images.")
     return files
@@ -394,15 +592,17 @@ class _Items:
 
 def _class_folder_items(root: Path, files: list[PurePosixPath], task: str, limits: UploadLimits) -> _Items:
     """binary/multiclass: one folder per class, images anywhere inside it."""
-    class_dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not _is_junk(p.name))
-    top_images = [str(f) for f in files if len(f.parts) == 1 and _is_image_name(f)]
-    if not class_dirs:
-        csvs = [str(f) for f in files if f.suffix.lower() == ".csv"]
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not _is_junk(p.name))
+    top_images = [_show(f) for f in files if len(f.parts) == 1 and _is_image_name(f)]
+    if not folders:
+        csvs = [_show(f) for f in files if f.suffix.lower() == ".csv"]
         hint = f" (it has {csvs[0]}: the multilabel and regression tasks read a labels CSV)" if csvs else ""
         raise DataError(
             f"The {task} task needs one folder per class (e.g. cats/001.jpg, dogs/001.jpg), "
             f"but the upload has no folders{hint}. Put each class's images in a folder named after the class."
         )
+    shown = dict(zip(folders, _label_names(folders, "class folder", limits), strict=True))
+    class_dirs = sorted(folders, key=lambda d: (shown[d], d))  # in the order of the names the user sees
     by_class: dict[str, list[PurePosixPath]] = {c: [] for c in class_dirs}
     others: list[str] = []
     for f in files:
@@ -411,8 +611,9 @@ def _class_folder_items(root: Path, files: list[PurePosixPath], task: str, limit
         if _is_image_name(f):
             by_class[f.parts[0]].append(f)
         else:
-            others.append(str(f))
-    _check_classes(task, {c: len(v) for c, v in by_class.items()}, limits)
+            others.append(_show(f))
+    names = [shown[c] for c in class_dirs]
+    _check_classes(task, {shown[c]: len(v) for c, v in by_class.items()}, limits)
 
     notes = []
     if top_images:
@@ -420,13 +621,13 @@ def _class_folder_items(root: Path, files: list[PurePosixPath], task: str, limit
     if others:
         notes.append(f"{_plural(len(others), 'file')} without an image extension ignored: {_listing(others)}.")
     if task == "binary":
-        notes.append(f"Positive class (1) is {class_dirs[1]!r}, negative (0) is {class_dirs[0]!r} (alphabetical order).")
+        notes.append(f"Positive class (1) is {names[1]!r}, negative (0) is {names[0]!r} (alphabetical order).")
     elif len(class_dirs) == 2:
         notes.append("Only 2 classes: the binary task fits this data too.")
     paths = [p for c in class_dirs for p in by_class[c]]
     y = np.array([i for i, c in enumerate(class_dirs) for _ in by_class[c]], np.int32)
-    desc = f"{len(class_dirs)} classes from folder names: {_listing(class_dirs, 10)}."
-    return _Items(paths, y, tuple(class_dirs), "", desc, notes)
+    desc = f"{len(class_dirs)} classes from folder names: {_listing(names, 10)}."
+    return _Items(paths, y, tuple(names), "", desc, notes)
 
 
 def _check_classes(task: str, counts: dict[str, int], limits: UploadLimits) -> None:
@@ -468,9 +669,14 @@ def _check_min_per_class(counts: dict[str, int]) -> None:
 @dataclass
 class _Csv:
     path: PurePosixPath  # relative to the data root
-    columns: list[str]  # label columns (without the filename column)
+    columns: list[str]  # label column headers as written (stripped), without the filename column
     rows: list[tuple[int, PurePosixPath, list[str]]]  # (line number, image path from root, label cells)
     notes: list[str]
+
+    @property
+    def name(self) -> str:
+        """The CSV's path as messages show it."""
+        return _show(self.path)
 
 
 def _pick_csv(files: list[PurePosixPath], task: str) -> PurePosixPath:
@@ -486,7 +692,7 @@ def _pick_csv(files: list[PurePosixPath], task: str) -> PurePosixPath:
     named = sorted((f for f in csvs if f.name.lower() == "labels.csv"), key=lambda f: len(f.parts))
     if named:
         return named[0]
-    raise DataError(f"Found {len(csvs)} CSV files ({_listing([str(f) for f in csvs])}); name the labels file labels.csv.")
+    raise DataError(f"Found {len(csvs)} CSV files ({_listing([_show(f) for f in csvs])}); name the labels file labels.csv.")
 
 
 def _csv_text(data: bytes) -> str:
@@ -532,6 +738,7 @@ class _NameIndex:
     def find(self, rel: PurePosixPath, csv_dir: PurePosixPath) -> PurePosixPath | None:
         # Leading folders are dropped one by one: a CSV written from the parent folder
         # ("images/a.png") still finds a.png when the upload's root is images/ itself.
+        # Quadratic in the depth, which _check_path bounds (UploadLimits.max_path_depth).
         for k in range(len(rel.parts)):
             tail = PurePosixPath(*rel.parts[k:])
             for c in (csv_dir / tail, tail):
@@ -542,102 +749,151 @@ class _NameIndex:
         return self.by_name.get(rel.name) if len(rel.parts) == 1 else None
 
 
-def _read_csv(root: Path, files: list[PurePosixPath], task: str) -> _Csv:
+def _regression_columns_error(where: str, columns: list[str]) -> DataError:
+    return DataError(
+        f"The regression task reads one numeric target column; {where} has {len(columns):,} "
+        f"({_listing([_show(c) for c in columns])}). Keep only filename and the target."
+    )
+
+
+def _read_csv(root: Path, files: list[PurePosixPath], task: str, limits: UploadLimits, watch: Watch) -> _Csv:
     """Parse the labels CSV and match every row to an image file; refuse bad or unknown rows."""
     csv_rel = _pick_csv(files, task)
+    where = _show(csv_rel)
+    size = (root / csv_rel).stat().st_size
+    if size > limits.max_csv_bytes:
+        raise DataError(
+            f"{where} is {_mb(size)}; a labels CSV may be at most {_mb(limits.max_csv_bytes)}. Keep one short row per image."
+        )
     text = _csv_text((root / csv_rel).read_bytes())
     lines = text.splitlines()
     if not lines or not lines[0].strip():
-        raise DataError(f"{csv_rel} is empty; it needs a header line such as `filename,label`.")
+        raise DataError(f"{where} is empty; it needs a header line such as `filename,label`.")
     reader = csv.reader(io.StringIO(text), delimiter=_delimiter(lines[0]))
-    header = [h.strip() for h in next(reader)]
-    lower = [h.lower() for h in header]
-    fcol = next((lower.index(c) for c in FILENAME_COLUMNS if c in lower), None)
-    if fcol is None:
-        raise DataError(f"{csv_rel} needs a 'filename' column naming each image; its header is: {', '.join(header)}.")
-    label_cols = [i for i, h in enumerate(header) if i != fcol and h]
-    if not label_cols:
-        raise DataError(f"{csv_rel} has no label column besides {header[fcol]!r}.")
+    try:
+        header = [h.strip() for h in next(reader)]
+        lower = [h.lower() for h in header]
+        fcol = next((lower.index(c) for c in FILENAME_COLUMNS if c in lower), None)
+        if fcol is None:
+            raise DataError(
+                f"{where} needs a 'filename' column naming each image; its header is: "
+                f"{_listing([_show(h) for h in header], 10)}."
+            )
+        label_cols = [i for i, h in enumerate(header) if i != fcol and h]
+        if not label_cols:
+            raise DataError(f"{where} has no label column besides {_q(header[fcol])}.")
+        columns = [header[i] for i in label_cols]
+        if task == "multilabel" and len(columns) > limits.max_classes:  # before reading a cell of them
+            raise DataError(
+                f"{where} has {len(columns):,} label columns; at most {limits.max_classes} labels are supported. "
+                "Keep fewer label columns."
+            )
+        if task == "regression" and len(columns) != 1:
+            raise _regression_columns_error(where, columns)
 
-    index = _NameIndex([f for f in files if _is_image_name(f)])
-    rows, unknown, bad_names, seen, short = [], [], [], {}, []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        line = reader.line_num
-        if len(row) < len(header):
-            short.append(f"line {line}")
-            continue
-        cell = row[fcol]
-        rel = _clean_name(cell)
-        if rel is None:
-            bad_names.append(f"line {line}: {cell.strip()!r}")
-            continue
-        match = index.find(rel, csv_rel.parent)
-        if match is None:
-            unknown.append(f"{cell.strip()} (line {line})")
-            continue
-        if match in seen:
-            raise DataError(f"{csv_rel} lists {cell.strip()!r} twice (lines {seen[match]} and {line}); keep one row per image.")
-        seen[match] = line
-        rows.append((line, match, [row[i].strip() for i in label_cols]))
+        index = _NameIndex([f for f in files if _is_image_name(f)])
+        rows, seen = [], {}
+        unknown, bad_names, short = _Examples(), _Examples(), _Examples()  # counted; only the first few kept
+        for n, row in enumerate(reader):
+            if n % 256 == 0:
+                watch.check()
+            if not any(cell.strip() for cell in row):
+                continue
+            line = reader.line_num
+            if len(row) < len(header):
+                short.add(f"line {line:,}")
+                continue
+            cell = row[fcol].strip()
+            rel = _clean_name(cell)
+            if rel is None:
+                bad_names.add(f"line {line:,}: {_q(cell)}")
+                continue
+            _check_path(rel.parts, f"{where} line {line:,}: the file name {_q(cell)}", limits)
+            match = index.find(rel, csv_rel.parent)
+            if match is None:
+                unknown.add(f"{_show(cell)} (line {line:,})")
+                continue
+            if match in seen:
+                raise DataError(f"{where} lists {_q(cell)} twice (lines {seen[match]:,} and {line:,}); keep one row per image.")
+            seen[match] = line
+            rows.append((line, match, [row[i].strip() for i in label_cols]))
+    except csv.Error as e:  # e.g. a field over the csv module's 128 KB limit, or a NUL byte
+        raise DataError(
+            f"{where} cannot be read as CSV (line {reader.line_num:,}: {_why(e)}). "
+            "Save it again as plain CSV, one short row per image."
+        ) from e
 
     if short:
-        raise DataError(f"{csv_rel} has rows with fewer cells than its header ({_listing(short)}); fill in every column.")
+        raise DataError(f"{where} has rows with fewer cells than its header ({short.listing()}); fill in every column.")
     if bad_names:
         raise DataError(
-            f"{csv_rel} has empty, absolute or '..' file names ({_listing(bad_names)}); "
+            f"{where} has empty, absolute or '..' file names ({bad_names.listing()}); "
             "use paths relative to the CSV's folder."
         )
     if unknown:
         raise DataError(
-            f"{csv_rel} names {_plural(len(unknown), 'image')} that {'is' if len(unknown) == 1 else 'are'} not in the upload: "
-            f"{_listing(unknown)}. Fix the file names or delete those rows."
+            f"{where} names {_plural(len(unknown), 'image')} that {'is' if len(unknown) == 1 else 'are'} not in the upload: "
+            f"{unknown.listing()}. Fix the file names or delete those rows."
         )
     notes = []
-    unlisted = sorted(str(p) for p in index.images - set(seen))
+    unlisted = sorted(_show(p) for p in index.images - set(seen))
     if unlisted:
-        notes.append(f"{_plural(len(unlisted), 'image')} with no row in {csv_rel} left out: {_listing(unlisted)}.")
+        notes.append(f"{_plural(len(unlisted), 'image')} with no row in {where} left out: {_listing(unlisted)}.")
     if not rows:
-        raise DataError(f"{csv_rel} has no data rows; add one row per image.")
-    return _Csv(csv_rel, [header[i] for i in label_cols], rows, notes)
+        raise DataError(f"{where} has no data rows; add one row per image.")
+    return _Csv(csv_rel, columns, rows, notes)
 
 
 def _is_binary_cell(v: str) -> bool:
     return v.lower() in ("0", "1", "0.0", "1.0", "true", "false")
 
 
-def _multilabel_items(table: _Csv) -> _Items:
+def _multilabel_items(table: _Csv, limits: UploadLimits) -> _Items:
     """multilabel: 0/1 columns, or one column of ';'-separated label names."""
     cells = [r[2] for r in table.rows]
     if len(table.columns) == 1:
+        col = clean_label(table.columns[0], limits.max_label_chars)
         if all(_is_binary_cell(c[0]) for c in cells):
             raise DataError(
-                f"{table.path} has a single 0/1 column ({table.columns[0]!r}); multilabel needs at least 2 labels. "
+                f"{table.name} has a single 0/1 column ({col!r}); multilabel needs at least 2 labels. "
                 "Add one 0/1 column per label, or use the binary task."
             )
-        sets = [{s.strip() for s in c[0].split(";") if s.strip()} for c in cells]
-        names = sorted(set().union(*sets))
+        row_labels: list[set[str]] = []
+        every: set[str] = set()
+        for c in cells:  # counted as they are read: a million names must not become a million columns
+            labels = {t.strip() for t in c[0].split(";")} - {""}
+            every |= labels
+            if len(every) > limits.max_classes:
+                raise DataError(
+                    f"{table.name} names more than {limits.max_classes} different labels in {col!r}; at most "
+                    f"{limits.max_classes} labels are supported. Use fewer labels."
+                )
+            row_labels.append(labels)
+        written = sorted(every)
+        clean = dict(zip(written, _label_names(written, "label", limits), strict=True))
+        names = sorted(clean.values())
         if len(names) < 2:
             raise DataError(
-                f"{table.path} names fewer than 2 different labels in {table.columns[0]!r}; multilabel needs at "
+                f"{table.name} names fewer than 2 different labels in {col!r}; multilabel needs at "
                 "least 2 (write several as `cat;dog`)."
             )
-        y = np.array([[float(n in s) for n in names] for s in sets], np.float32)
-        how = f"';'-separated names in column {table.columns[0]!r}"
+        column = {n: j for j, n in enumerate(names)}
+        y = np.zeros((len(cells), len(names)), np.float32)
+        for i, labels in enumerate(row_labels):
+            y[i, [column[clean[t]] for t in labels]] = 1.0
+        how = f"';'-separated names in column {col!r}"
     else:
-        bad = [
-            f"line {line}, {col!r}: {v!r}"
-            for line, _, row in table.rows
-            for col, v in zip(table.columns, row, strict=True)
-            if not _is_binary_cell(v)
-        ]
+        names = _label_names(table.columns, "label column", limits)
+        bad = _Examples()
+        for line, _, row in table.rows:
+            for col, v in zip(names, row, strict=True):
+                if not _is_binary_cell(v):
+                    bad.add(f"line {line:,}, {col!r}: {_q(v)}")
         if bad:
             raise DataError(
-                f"Multilabel columns in {table.path} must hold 0 or 1 (or a single column of ';'-separated "
-                f"label names); found: {_listing(bad)}."
+                f"Multilabel columns in {table.name} must hold 0 or 1 (or a single column of ';'-separated "
+                f"label names); found: {bad.listing()}."
             )
-        names = table.columns
         y = np.array([[float(v.lower() in ("1", "1.0", "true")) for v in c] for c in cells], np.float32)
         how = "one 0/1 column per label"
     notes = list(table.notes)
@@ -661,42 +917,45 @@ def _unit_from_header(header: str) -> tuple[str, str]:
     return (m.group(1) or header, m.group(2)) if m else (header, "")
 
 
-def _regression_items(table: _Csv) -> _Items:
+def _regression_items(table: _Csv, limits: UploadLimits) -> _Items:
     """regression: one numeric column, finite everywhere, not constant."""
     if len(table.columns) != 1:
+        raise _regression_columns_error(table.name, table.columns)
+    col = clean_label(table.columns[0])  # uncut, so that a unit at its end is still found
+    if not col:
         raise DataError(
-            f"The regression task reads one numeric target column; {table.path} has {len(table.columns)} "
-            f"({_listing(table.columns)}). Keep only filename and the target."
+            f"The target column's name is empty once control and invisible characters are removed "
+            f"({_q(table.columns[0])}); rename it."
         )
-    col = table.columns[0]
-    values, not_numbers, not_finite = [], [], []
+    values, not_numbers, not_finite = [], _Examples(), _Examples()
     for line, path, (cell,) in table.rows:
-        where = f"{path.name} (line {line}): {cell!r}"
+        where = f"{_show(path.name)} (line {line:,}): {_q(cell)}"
         try:
             v = float(cell) if cell else math.nan  # an empty cell is a missing target
         except ValueError:
-            not_numbers.append(where)
+            not_numbers.add(where)
             continue
         if math.isfinite(v) and abs(v) < 1e30:  # beyond that, float32 (what training uses) overflows
             values.append(v)
         else:
-            not_finite.append(where)
+            not_finite.add(where)
     if not_numbers:
         raise DataError(
-            f"Regression targets in {col!r} must be numbers; {_plural(len(not_numbers), 'row')} "
-            f"{'is' if len(not_numbers) == 1 else 'are'} not: {_listing(not_numbers)}. "
+            f"Regression targets in {_q(col)} must be numbers; {_plural(len(not_numbers), 'row')} "
+            f"{'is' if len(not_numbers) == 1 else 'are'} not: {not_numbers.listing()}. "
             "Fix or delete those rows (use '.' as the decimal point)."
         )
     if not_finite:
         raise DataError(
-            f"Regression targets in {col!r} must be finite numbers; {_plural(len(not_finite), 'row')} "
-            f"{'is' if len(not_finite) == 1 else 'are'} empty, NaN or infinite: {_listing(not_finite)}. Fix or delete those rows."
+            f"Regression targets in {_q(col)} must be finite numbers; {_plural(len(not_finite), 'row')} "
+            f"{'is' if len(not_finite) == 1 else 'are'} empty, NaN or infinite: {not_finite.listing()}. Fix or delete those rows."
         )
     y = np.array(values, np.float32)
     if np.all(y == y[0]):
-        raise DataError(f"Every regression target in {col!r} is {values[0]:g}; there is nothing to learn.")
+        raise DataError(f"Every regression target in {_q(col)} is {values[0]:g}; there is nothing to learn.")
     name, unit = _unit_from_header(col)
-    desc = f"{name} from {table.path}, {y.min():g} to {y.max():g}{' ' + unit if unit else ''}."
+    name, unit = clean_label(name, limits.max_label_chars), clean_label(unit, limits.max_label_chars)
+    desc = f"{name} from {table.name}, {y.min():g} to {y.max():g}{' ' + unit if unit else ''}."
     return _Items([r[1] for r in table.rows], y, (name,), unit, desc, list(table.notes))
 
 
@@ -711,14 +970,14 @@ def _open(path: Path, rel: PurePosixPath, limits: UploadLimits) -> Image.Image:
             im = Image.open(path)
     except Image.DecompressionBombError as e:  # PIL refuses before we can read the size
         raise DataError(
-            f"{rel} is far too large to load (over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels); "
+            f"{_show(rel)} is far too large to load (over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels); "
             f"images may have at most {limits.max_image_pixels / 1e6:g} megapixels. Downscale it or remove it."
         ) from e
     w, h = im.size
     if w * h > limits.max_image_pixels:
         im.close()
         raise DataError(
-            f"{rel} is {w}x{h} = {w * h / 1e6:.0f} megapixels; images may have at most "
+            f"{_show(rel)} is {w}x{h} = {w * h / 1e6:.0f} megapixels; images may have at most "
             f"{limits.max_image_pixels / 1e6:g} megapixels. Downscale it or remove it."
         )
     return im
@@ -761,11 +1020,36 @@ CONVERSION_NOTES = {
 }
 
 
-def _target_size(sizes: list[tuple[int, int]], limits: UploadLimits) -> tuple[int, int]:
-    """(width, height) for every image: the common size if small enough, else the square default."""
+def _target_size(sizes: list[tuple[int, int]], limits: UploadLimits) -> tuple[int, int, str | None]:
+    """(width, height) for every image, and why a common size was not kept (None if it was or there was none).
+
+    The common size is kept if small enough and if all the images fit in `max_decoded_bytes` at it;
+    otherwise the square default, which `UploadLimits`' defaults always fit.
+    """
+    s = limits.image_size
     if len(set(sizes)) == 1 and max(sizes[0]) <= limits.keep_size_up_to:
-        return sizes[0]
-    return limits.image_size, limits.image_size
+        w, h = sizes[0]
+        need = len(sizes) * w * h * 3
+        if need <= limits.max_decoded_bytes:
+            return w, h, None
+        return s, s, (
+            f"All images are {w}x{h}, but {len(sizes):,} of them at that size would take {_mb(need)} of memory "
+            f"(at most {_mb(limits.max_decoded_bytes)} per upload); resized to {s}x{s}."
+        )
+    return s, s, None
+
+
+def _decoded_pixels(size: tuple[int, int], fmt: str | None, target: tuple[int, int]) -> int:
+    """Pixels decoding will produce: all of them, except for JPEGs, which libjpeg decodes at 1/2-1/8
+    scale when they are larger than the target (`_decode` asks for that with draft(); this mirrors
+    PIL's choice of scale). A JPEG's remaining cost grows with its file size, which
+    `max_uncompressed_bytes` bounds."""
+    w, h = size
+    if fmt != "JPEG":
+        return w * h
+    fit = min(w // target[0], h // target[1])
+    scale = next((k for k in (8, 4, 2) if fit >= k), 1)
+    return -(-w // scale) * -(-h // scale)
 
 
 def _decode(im: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
@@ -779,51 +1063,84 @@ def _decode(im: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, str | N
     return np.asarray(im, np.uint8), kind
 
 
-def _load_images(root: Path, paths: list[PurePosixPath], limits: UploadLimits) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images, usable mask, notes): unreadable files are skipped, oversized ones refused.
+def _load_images(
+    root: Path, paths: list[PurePosixPath], limits: UploadLimits, watch: Watch
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images of the usable files, usable mask over paths, notes): unreadable files are skipped, oversized ones refused.
 
-    Two passes: headers first (cheap: sizes, pixel limit, non-images), so the
-    target size is known before any pixels are decoded. Files are closed
-    between passes: thousands of open images would exhaust file handles.
+    Two passes: headers first (cheap: sizes, formats, pixel limits, non-images), so the
+    target size, the memory and the pixels decoding will take are all known, and refused
+    if too much, before any pixels are decoded. Files are closed between passes:
+    thousands of open images would exhaust file handles. `watch` is polled per file.
     """
     if len(paths) > limits.max_images:
         raise DataError(f"The upload has {len(paths):,} images; at most {limits.max_images:,} are accepted.")
-    sizes: list[tuple[int, int] | None] = []
-    skipped: list[str] = []
+    headers: list[tuple[tuple[int, int], str | None] | None] = []  # (stored size, format)
+    shown_sizes: list[tuple[int, int]] = []  # as displayed (EXIF rotation applied)
+    skipped = _Examples()
     for rel in paths:
+        watch.check()
         try:
             with _open(root / rel, rel, limits) as im:
-                sizes.append((im.height, im.width) if _rotated(im) else im.size)
+                headers.append((im.size, im.format))
+                shown_sizes.append((im.height, im.width) if _rotated(im) else im.size)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            sizes.append(None)
-            reason = "not an image" if isinstance(e, UnidentifiedImageError) else f"unreadable: {e}"
-            skipped.append(f"{rel} ({reason})")
-    readable = [s for s in sizes if s is not None]
-    if not readable:
-        raise DataError(f"None of the {_plural(len(paths), 'image file')} could be read: {_listing(skipped)}.")
-    w, h = _target_size(readable, limits)
-    images = np.zeros((len(paths), h, w, 3), np.uint8)
+            headers.append(None)
+            reason = "not an image" if isinstance(e, UnidentifiedImageError) else f"unreadable: {_why(e, root)}"
+            skipped.add(f"{_show(rel)} ({reason})")
+    if not shown_sizes:
+        raise DataError(f"None of the {_plural(len(paths), 'image file')} could be read: {skipped.listing()}.")
+    w, h, resized_why = _target_size(shown_sizes, limits)
+    n = len(shown_sizes)
+    if n * w * h * 3 > limits.max_decoded_bytes:
+        raise DataError(
+            f"The {n:,} images at {w}x{h} px need {_mb(n * w * h * 3)} of memory; at most "
+            f"{_mb(limits.max_decoded_bytes)} is accepted per upload. Upload fewer images."
+        )
+    pixels = sum(_decoded_pixels(size, fmt, (w, h)) for size, fmt in filter(None, headers))
+    if pixels > limits.max_total_pixels:
+        side = limits.keep_size_up_to
+        example = min(limits.max_images, limits.max_total_pixels // side**2)
+        raise DataError(
+            f"The images would decode to {pixels / 1e6:,.0f} megapixels in total; at most "
+            f"{limits.max_total_pixels / 1e6:,.0f} megapixels are accepted per upload (e.g. {example:,} images of "
+            f"{side}×{side} px). Upload fewer or smaller images."
+        )
+    images = np.zeros((n, h, w, 3), np.uint8)  # one row per readable file
     ok = np.zeros(len(paths), bool)
+    decoded = np.zeros(n, bool)
     kinds: Counter[str] = Counter()
-    for i, (rel, size) in enumerate(zip(paths, sizes, strict=True)):
-        if size is None:
+    row = -1
+    for i, (rel, header) in enumerate(zip(paths, headers, strict=True)):
+        if header is None:
             continue
+        row += 1
+        watch.check()
         try:
             with _open(root / rel, rel, limits) as im:
-                images[i], kind = _decode(im, (w, h))
+                images[row], kind = _decode(im, (w, h))
         except (OSError, SyntaxError, ValueError, EOFError) as e:
-            skipped.append(f"{rel} (damaged: {e})")
+            skipped.add(f"{_show(rel)} (damaged: {_why(e, root)})")
             continue
-        ok[i] = True
+        ok[i] = decoded[row] = True
         if kind:
             kinds[kind] += 1
     if not ok.any():
-        raise DataError(f"None of the {_plural(len(paths), 'image file')} could be read: {_listing(skipped)}.")
-    return images, ok, _image_notes(skipped, kinds, readable, (w, h), int(ok.sum()))
+        raise DataError(f"None of the {_plural(len(paths), 'image file')} could be read: {skipped.listing()}.")
+    if not decoded.all():  # rare (pixels damaged past a good header): only then copy
+        images = images[decoded]
+    return images, ok, _image_notes(skipped, kinds, shown_sizes, (w, h), int(ok.sum()), resized_why)
 
 
 def _rotated(im: Image.Image) -> bool:
-    """True when EXIF says the stored pixels are rotated by 90 degrees."""
+    """True when EXIF says the stored pixels are rotated by 90 degrees.
+
+    Read from the header only: for a PNG whose EXIF did not come before the pixels, PIL's
+    getexif() decodes the whole image to look for it, which made the "header" pass decode every
+    PNG (a 4 KB one can hold 36 Mpx) before the pixel budget was checked.
+    """
+    if im.format == "PNG" and "exif" not in im.info:
+        return False
     try:
         return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     except Exception:  # broken EXIF must not stop the upload; the pixels still decode
@@ -831,11 +1148,12 @@ def _rotated(im: Image.Image) -> bool:
 
 
 def _image_notes(
-    skipped: list[str], kinds: Counter[str], sizes: list[tuple[int, int]], size: tuple[int, int], n_ok: int
+    skipped: _Examples, kinds: Counter[str], sizes: list[tuple[int, int]], size: tuple[int, int], n_ok: int,
+    resized_why: str | None,
 ) -> list[str]:
     notes = []
     if skipped:
-        notes.append(f"Skipped {_plural(len(skipped), 'file')} that could not be read as images: {_listing(skipped)}.")
+        notes.append(f"Skipped {_plural(len(skipped), 'file')} that could not be read as images: {skipped.listing()}.")
     for kind, n in sorted(kinds.items()):
         notes.append(f"{_plural(n, 'image')} {CONVERSION_NOTES.get(kind, f'in {kind} mode, converted to RGB')}.")
     distinct = set(sizes)
@@ -844,6 +1162,8 @@ def _image_notes(
             f"Images came in {len(distinct)} sizes; all {n_ok:,} were resized to {size[0]}x{size[1]} "
             "(stretched: aspect ratio not kept)."
         )
+    elif resized_why:
+        notes.append(resized_why)
     elif sizes[0] != size:
         notes.append(f"All images are {sizes[0][0]}x{sizes[0][1]}; resized to {size[0]}x{size[1]}.")
     return notes
@@ -871,7 +1191,12 @@ def _strata(task: str, y: np.ndarray) -> np.ndarray:
 
 
 def stratified_split(task: str, paths: list[PurePosixPath], y: np.ndarray, fraction: float = VAL_FRACTION) -> np.ndarray:
-    """is_val: ~fraction of each stratum, at least 1 of any stratum with 2+ members, never all of it."""
+    """is_val: ~fraction of each stratum, at least 1 of any stratum with 2+ members, never all of it.
+
+    Strata of one member go to training; if that leaves no validation image at all (e.g. every
+    image has a label of its own), ~fraction of all images are held out instead: without
+    validation images no head can be judged (Keras refused the empty set).
+    """
     is_val = np.zeros(len(paths), bool)
     order = _hash_order(paths)
     strata = _strata(task, y)
@@ -880,20 +1205,29 @@ def stratified_split(task: str, paths: list[PurePosixPath], y: np.ndarray, fract
         n = len(members)
         n_val = min(max(round(fraction * n), 1), n - 1) if n >= 2 else 0
         is_val[members[:n_val]] = True
+    if not is_val.any() and len(paths) >= 2:
+        is_val[order[: min(max(round(fraction * len(paths)), 1), len(paths) - 1)]] = True
     return is_val
 
 
 # ---------------------------------------------------------------- user data entry points
 
 
-def load_folder(root: Path, task: str, limits: UploadLimits = UploadLimits(), name: str | None = None) -> TaskData:
-    """Validate and load a folder of user data (class folders, or images plus a labels CSV)."""
+def load_folder(
+    root: Path, task: str, limits: UploadLimits = UploadLimits(), name: str | None = None, watch: Watch | None = None
+) -> TaskData:
+    """Validate and load a folder of user data (class folders, or images plus a labels CSV).
+
+    `watch` bounds the time it may take and stops it when its session ends (default: the time
+    budget of `limits` alone).
+    """
     _check_task(task)
+    watch = watch or Watch(limits)
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{str(root)!r} is not a folder.")
     root = find_root(root)
-    files = _scan(root, limits)
+    files = _scan(root, limits, watch)
     if not any(_is_image_name(f) for f in files):
         raise DataError(
             f"No image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}). "
@@ -902,20 +1236,25 @@ def load_folder(root: Path, task: str, limits: UploadLimits = UploadLimits(), na
     if task in ("binary", "multiclass"):
         items = _class_folder_items(root, files, task, limits)
     else:
-        table = _read_csv(root, files, task)
-        items = _multilabel_items(table) if task == "multilabel" else _regression_items(table)
+        table = _read_csv(root, files, task, limits, watch)
+        items = _multilabel_items(table, limits) if task == "multilabel" else _regression_items(table, limits)
 
-    images, ok, image_notes = _load_images(root, items.paths, limits)
+    images, ok, image_notes = _load_images(root, items.paths, limits, watch)
     paths = [p for p, k in zip(items.paths, ok, strict=True) if k]
-    images, y = images[ok], items.y[ok]
+    y = items.y[ok]
     if task in ("binary", "multiclass"):  # skipped files may have emptied a class
         _check_min_per_class({c: int((y == i).sum()) for i, c in enumerate(items.label_names)})
     elif len(y) < 4:
         raise DataError(f"Only {len(y)} usable images; the {task} task needs at least 4 (some go to validation).")
     is_val = stratified_split(task, paths, y)
+    if is_val.all() or not is_val.any():  # stratified_split prevents it; a head could not be trained or judged
+        raise DataError(
+            f"The split leaves no {'training' if is_val.all() else 'validation'} images; add more images "
+            "(at least 2 per class or label)."
+        )
     notes = items.notes + image_notes + _split_notes(task, y, is_val, items.label_names)
     return TaskData(
-        dataset=name or root.name,
+        dataset=name or clean_label(root.name, limits.max_label_chars) or "upload",
         task=task,
         images=images,
         y=y,
@@ -939,15 +1278,16 @@ def _split_notes(task: str, y: np.ndarray, is_val: np.ndarray, names: tuple[str,
 def load_dataset(name_or_path: str | Path, task: str, work_dir: Path | None = None) -> TaskData:
     """A sample dataset by name, or a user zip/folder by path, validated like an upload.
 
-    Zips are extracted into a new folder under work_dir (kept), or into a
-    temporary folder that is removed once the images are in memory.
+    Zips are extracted into a new folder under work_dir (kept once loaded; removed if the load
+    fails or is interrupted), or into a temporary folder that is removed once the images are in
+    memory.
     """
     _check_task(task)
     if str(name_or_path) in _cards():
         return load_sample(str(name_or_path), task)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return load_folder(path, task, name=path.name)
+        return load_folder(path, task, name=clean_label(path.name, UploadLimits().max_label_chars) or "upload")
     if not path.is_file():
         raise DataError(
             f"{str(name_or_path)!r} is neither a sample dataset ({', '.join(sorted(_cards()))}) "
@@ -955,9 +1295,14 @@ def load_dataset(name_or_path: str | Path, task: str, work_dir: Path | None = No
         )
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path.name} is not a zip archive; give a .zip file, a folder or a sample dataset name.")
+    name = clean_label(path.stem, UploadLimits().max_label_chars) or "upload"
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-        dest = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=work_dir))
-        return load_folder(extract_zip(path, dest), task, name=path.stem)
+        dest = Path(tempfile.mkdtemp(prefix=f"{path.stem[:40]}-", dir=work_dir))
+        try:
+            return load_folder(extract_zip(path, dest), task, name=name)
+        except BaseException:  # kept only once loaded: a failed or interrupted (Ctrl-C) load leaves nothing
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
     with tempfile.TemporaryDirectory(prefix="headlab-upload-") as tmp:
-        return load_folder(extract_zip(path, Path(tmp)), task, name=path.stem)
+        return load_folder(extract_zip(path, Path(tmp)), task, name=name)

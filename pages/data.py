@@ -14,12 +14,15 @@ from lib import gallery, uploads
 from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
 from lib.errors import DataError
 from lib.taskdata import TASKS, TaskData
+from ui import sessions
 from ui.components import ensure_app_navigation, projector_css
 
 N_EXAMPLES = 24
 LIMITS = UploadLimits()
 SESSION_ID_KEY = "session_id"  # the same key ui/components.session_id() uses: one id per session
-RESULT_KEY = "_data_upload_result"  # (sha256 of the bytes, task) -> UploadOutcome, so reruns do not reload
+# (sha256 of the bytes, name, task), message, loaded?, notice: so reruns do not reload. Only text: the
+# loaded data lives in user_data alone, so dropping or forgetting it there frees it.
+RESULT_KEY = "_data_upload_result"
 
 CLASS_FOLDERS_EXAMPLE = """\
 pets.zip
@@ -140,17 +143,21 @@ def show_loaded(data: TaskData) -> None:
     show_examples(data)
 
 
-def remember(data: TaskData) -> None:
-    """Offer the upload to the Experiment page: user_data[task] = TaskData."""
-    st.session_state.setdefault(uploads.SESSION_KEY, {})[data.task] = data
+def remember(data: TaskData) -> str:
+    """Offer the upload to the Experiment page (user_data[task] = TaskData), within the session's
+    memory budget; returns what that dropped, for the user ('' if nothing)."""
+    stored = st.session_state.setdefault(uploads.SESSION_KEY, {})
+    dropped = uploads.keep_upload(stored, data, LIMITS)
     st.session_state[uploads.SESSION_NAME_KEY] = data.dataset
+    sessions.free_when_ended(stored)
+    return uploads.dropped_message(dropped, LIMITS)
 
 
 def upload_section() -> None:
     st.markdown(
         "Zip a folder of your own images and choose the task its labels are for. Nothing leaves this "
         "machine: the zip is unpacked, read into this browser session's memory and deleted from disk at "
-        "once; closing the tab frees the rest."
+        "once; closing the tab frees the rest, two minutes later (the time a tab has to reconnect)."
     )
     layouts_help()
     task = st.radio("Task of your labels", TASKS, key="upload_task", horizontal=True, persist_state="session")
@@ -182,22 +189,23 @@ def upload_section() -> None:
     content = file.getvalue()
     key = (hashlib.sha256(content).hexdigest(), file.name, task)
     cached = st.session_state.get(RESULT_KEY)
-    if cached is None or cached[0] != key:
+    if cached is None or cached[0] != key or (cached[2] and task not in stored):  # new, or dropped since
         with st.spinner("Checking and loading your images…"):
             folder = uploads.session_dir(session_id())
-            outcome = uploads.handle_upload(content, file.name, task, folder, LIMITS)
-        st.session_state[RESULT_KEY] = cached = (key, outcome)
-        if outcome.data is not None:
-            remember(outcome.data)
-    outcome = cached[1]
-    if outcome.data is None:
-        st.error(gallery.md_message(outcome.message))
+            outcome = uploads.handle_upload(content, file.name, task, folder, LIMITS, cancelled=sessions.ended_check())
+        notice = remember(outcome.data) if outcome.data is not None else ""
+        st.session_state[RESULT_KEY] = cached = (key, outcome.message, outcome.data is not None, notice)
+    _, message, loaded, notice = cached
+    if not loaded:
+        st.error(gallery.md_message(message))
         return
-    data = outcome.data
+    data = st.session_state[uploads.SESSION_KEY][task]
     st.success(
-        f"{gallery.md_message(outcome.message)}\n\nYour upload is now available on the Experiment page as "
+        f"{gallery.md_message(message)}\n\nYour upload is now available on the Experiment page as "
         f"'{gallery.md_escape(uploads.experiment_name(data))}'."
     )
+    if notice:
+        st.info(gallery.md_message(notice))
     show_loaded(data)
 
 

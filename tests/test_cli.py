@@ -1,9 +1,11 @@
 """The headless CLI: a real sweep writes the promised JSON; bad calls exit 2 with one clear line."""
 
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,38 @@ def test_datasets_lists_every_task(capsys):
     text = capsys.readouterr().out
     for task in ("binary", "multiclass", "multilabel", "regression"):
         assert task in text
+
+
+def _zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return path
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (9, 99, 199)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("task", "files", "fragment"), [
+    ("binary", {"a/" * 1500 + "x.png": b"", "c/1.png": b"", "d/1.png": b""}, "1,500 folders deep"),  # RecursionError
+    ("binary", {"cats/" + "n" * 300 + ".png": b"", "dogs/1.png": b""}, "a name of 304 characters"),  # OSError
+    ("regression", {"im.png": b"", "labels.csv": b"filename,value\nim.png," + b"9" * 200_000},
+     "cannot be read as CSV"),  # _csv.Error: field larger than field limit
+])
+def test_hostile_datasets_exit_2_with_one_clear_line(tmp_path, capsys, monkeypatch, task, files, fragment):
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the CLI extracts the zip
+    files = {name: content or _png() for name, content in files.items()}
+    zpath = _zip(tmp_path / "hostile.zip", files)
+    assert main(["sweep", "--task", task, "--dataset", str(zpath), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+    assert "Traceback" not in err and len(err) < 600
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary extraction folder is gone

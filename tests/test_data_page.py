@@ -144,6 +144,58 @@ def test_page_refuses_a_non_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "user_data" not in at.session_state
 
 
+def test_page_passes_a_cancel_check_and_frees_the_upload_when_the_session_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADLAB_CACHE", str(tmp_path / "cache"))
+    calls, watched = [], []
+    real = uploads.handle_upload
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    class Janitor:
+        def watch(self, sid, kept):
+            watched.append((sid, kept))
+
+    monkeypatch.setattr(uploads, "handle_upload", spy)
+    monkeypatch.setattr(uploads, "session_janitor", lambda *a, **k: Janitor())
+    at = page().run()
+    at.radio(key="upload_task").set_value("binary")
+    at.file_uploader(key="upload_zip").upload("pets.zip", class_zip({"cat": 4, "dog": 4}), "application/zip")
+    at.run()
+    assert not at.exception and not at.error
+    cancelled = calls[0]["cancelled"]
+    assert callable(cancelled) and cancelled() is False  # this session is connected
+    (sid, kept), = watched
+    assert sid and kept is at.session_state["user_data"] and set(kept) == {"binary"}
+    assert all(not isinstance(v, TaskData) for v in at.session_state["_data_upload_result"])  # data kept once
+
+
+def test_page_says_which_upload_the_session_budget_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
+    from lib import data as datalib
+
+    monkeypatch.setenv("HEADLAB_CACHE", str(tmp_path / "cache"))
+    one = 15 * 10 * 12 * 3  # the first upload's images, in bytes
+    monkeypatch.setattr(datalib, "UploadLimits", functools.partial(UploadLimits, max_session_bytes=one + 100))
+    at = page().run()
+    at.radio(key="upload_task").set_value("multiclass")
+    at.file_uploader(key="upload_zip").upload("My pets.zip", class_zip({"cat": 6, "dog": 5, "fox": 4}), "application/zip")
+    at.run()
+    assert not any("no longer keeps" in i.value for i in at.info)  # (the sample tab has an info box of its own)
+    assert set(at.session_state["user_data"]) == {"multiclass"}
+    at.radio(key="upload_task").set_value("binary")
+    at.file_uploader(key="upload_zip").upload("two.zip", class_zip({"ant": 4, "bee": 4}), "application/zip")
+    at.run()
+    assert not at.exception and not at.error
+    assert set(at.session_state["user_data"]) == {"binary"}
+    notice = " ".join(i.value for i in at.info if "no longer keeps" in i.value)
+    assert "My pets" in notice and "multiclass task" in notice and "upload it again" in notice
+
+
 # ---------------------------------------------------------------- handle_upload
 
 
