@@ -28,7 +28,7 @@ size, that size is kept; otherwise every image is resized (stretched, aspect rat
 Keras' loader) to `UploadLimits.image_size` square. Validation rows are a fixed, stratified ~25%
 chosen by a hash of each file's path, so re-uploading the same files gives the same split.
 
-Class and label names are cleaned when read (`clean_label`): no control characters (a newline
+Class and label names are cleaned when read (`clean_name`): no control characters (a newline
 would start a new bullet wherever a name is listed), no bidirectional-control characters (which
 reorder the text around them), single spaces, at most `UploadLimits.max_label_chars` characters.
 Messages quote what the user sent with `_q`: clipped, with invisible characters escaped.
@@ -67,6 +67,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from lib.errors import DataError
 from lib.paths import SAMPLE_DATA
 from lib.taskdata import TASKS, TaskData
+from lib.text import clean_name
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 VAL_FRACTION = 0.25
@@ -172,29 +173,12 @@ def _why(e: BaseException, base: Path | None = None) -> str:
     return _clip(text, 80)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_BIDI_CONTROL = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_label(text: str, max_chars: int | None = None) -> str:
-    """A name as it may be shown anywhere: one line, in reading order, single spaces, not too long.
-
-    Control characters (newlines, tabs) become spaces; bidirectional controls (U+202A-202E,
-    U+2066-2069, U+200E/200F, U+061C), which reorder the text around them, are removed; runs of
-    whitespace become one space; names over max_chars are cut, ending in '…'.
-    """
-    text = " ".join(_BIDI_CONTROL.sub("", _CONTROL.sub(" ", text)).split())
-    if max_chars is not None and len(text) > max_chars:
-        text = text[: max_chars - 1].rstrip() + "…"
-    return text
-
-
 def _label_names(raw: Sequence[str], what: str, limits: UploadLimits) -> list[str]:
-    """raw names cleaned (`clean_label`); refuses a name cleaning empties, or two it makes equal."""
+    """raw names cleaned (`clean_name`); refuses a name cleaning empties, or two it makes equal."""
     names: list[str] = []
     first: dict[str, str] = {}
     for r in raw:
-        n = clean_label(r, limits.max_label_chars)
+        n = clean_name(r, limits.max_label_chars)
         if not n:
             raise DataError(
                 f"A {what} name is empty once control and invisible characters are removed ({_q(r)}); rename it."
@@ -852,7 +836,7 @@ def _multilabel_items(table: _Csv, limits: UploadLimits) -> _Items:
     """multilabel: 0/1 columns, or one column of ';'-separated label names."""
     cells = [r[2] for r in table.rows]
     if len(table.columns) == 1:
-        col = clean_label(table.columns[0], limits.max_label_chars)
+        col = clean_name(table.columns[0], limits.max_label_chars)
         if all(_is_binary_cell(c[0]) for c in cells):
             raise DataError(
                 f"{table.name} has a single 0/1 column ({col!r}); multilabel needs at least 2 labels. "
@@ -921,7 +905,7 @@ def _regression_items(table: _Csv, limits: UploadLimits) -> _Items:
     """regression: one numeric column, finite everywhere, not constant."""
     if len(table.columns) != 1:
         raise _regression_columns_error(table.name, table.columns)
-    col = clean_label(table.columns[0])  # uncut, so that a unit at its end is still found
+    col = clean_name(table.columns[0])  # uncut, so that a unit at its end is still found
     if not col:
         raise DataError(
             f"The target column's name is empty once control and invisible characters are removed "
@@ -954,7 +938,7 @@ def _regression_items(table: _Csv, limits: UploadLimits) -> _Items:
     if np.all(y == y[0]):
         raise DataError(f"Every regression target in {_q(col)} is {values[0]:g}; there is nothing to learn.")
     name, unit = _unit_from_header(col)
-    name, unit = clean_label(name, limits.max_label_chars), clean_label(unit, limits.max_label_chars)
+    name, unit = clean_name(name, limits.max_label_chars), clean_name(unit, limits.max_label_chars)
     desc = f"{name} from {table.name}, {y.min():g} to {y.max():g}{' ' + unit if unit else ''}."
     return _Items([r[1] for r in table.rows], y, (name,), unit, desc, list(table.notes))
 
@@ -1254,7 +1238,7 @@ def load_folder(
         )
     notes = items.notes + image_notes + _split_notes(task, y, is_val, items.label_names)
     return TaskData(
-        dataset=name or clean_label(root.name, limits.max_label_chars) or "upload",
+        dataset=name or clean_name(root.name, limits.max_label_chars) or "upload",
         task=task,
         images=images,
         y=y,
@@ -1287,7 +1271,7 @@ def load_dataset(name_or_path: str | Path, task: str, work_dir: Path | None = No
         return load_sample(str(name_or_path), task)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return load_folder(path, task, name=clean_label(path.name, UploadLimits().max_label_chars) or "upload")
+        return load_folder(path, task, name=clean_name(path.name, UploadLimits().max_label_chars) or "upload")
     if not path.is_file():
         raise DataError(
             f"{str(name_or_path)!r} is neither a sample dataset ({', '.join(sorted(_cards()))}) "
@@ -1295,7 +1279,7 @@ def load_dataset(name_or_path: str | Path, task: str, work_dir: Path | None = No
         )
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path.name} is not a zip archive; give a .zip file, a folder or a sample dataset name.")
-    name = clean_label(path.stem, UploadLimits().max_label_chars) or "upload"
+    name = clean_name(path.stem, UploadLimits().max_label_chars) or "upload"
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
         dest = Path(tempfile.mkdtemp(prefix=f"{path.stem[:40]}-", dir=work_dir))

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageOps
 
 from lib.taskdata import TaskData
-from lib.text import md_escape, md_message  # noqa: F401  (the Data page reads them from here)
+from lib.text import md_escape
 
 THUMB_SIZE = 96
 TRAIN_COLOR = "#4c72b0"

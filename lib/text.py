@@ -25,9 +25,17 @@ _LINK_OR_ICON = re.compile(r"([:@])|(?<=www)(?=\\\.)", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 
 
-def clean_name(text: object) -> str:
-    """A name as one plain line: control and text-direction characters removed, whitespace collapsed."""
-    return _one_line(text).strip()
+def clean_name(text: object, max_chars: int | None = None) -> str:
+    """A name as it may be shown anywhere: one line, in reading order, single spaces, not too long.
+
+    Control characters (newlines, tabs) become spaces; bidirectional controls, which reorder the text
+    around them, are removed; runs of whitespace become one space; names over max_chars are cut,
+    ending in '…'.
+    """
+    text = _one_line(text).strip()
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    return text
 
 
 def _one_line(text: object) -> str:

@@ -40,7 +40,6 @@ from lib.data import (
     UploadLimits,
     UploadStopped,
     Watch,
-    clean_label,
     extract_zip,
     find_root,
     load_folder,
@@ -48,6 +47,7 @@ from lib.data import (
 from lib.errors import DataError
 from lib.paths import cache_dir
 from lib.taskdata import TASKS, TaskData
+from lib.text import clean_name
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,12 @@ def session_dir(session_id: str, root: Path | None = None) -> Path:
 def display_name(filename: str) -> str:
     """A short name for the upload from its file name: 'My pets.zip' -> 'My pets'.
 
-    Cleaned like class names (`clean_label`: no control or bidirectional-control characters,
+    Cleaned like class names (`clean_name`: no control or bidirectional-control characters,
     which could make 'pets\u202egpj.zip' read as 'petsjpg.zip'), at most MAX_NAME_CHARS.
     """
-    name = clean_label(re.split(r"[\\/]", filename or "")[-1])
+    name = clean_name(re.split(r"[\\/]", filename or "")[-1])
     name = re.sub(r"\.zip$", "", name, flags=re.IGNORECASE).strip(" .")
-    return clean_label(name, MAX_NAME_CHARS) or "upload"
+    return clean_name(name, MAX_NAME_CHARS) or "upload"
 
 
 def experiment_name(data: TaskData) -> str:

@@ -14,6 +14,7 @@ from lib import gallery, uploads
 from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
 from lib.errors import DataError
 from lib.taskdata import TASKS, TaskData
+from lib.text import md_escape, md_message
 from ui import sessions
 from ui.components import ensure_app_navigation, projector_css
 
@@ -94,8 +95,8 @@ def sample_section() -> None:
         return
 
     st.subheader(card["title"])
-    st.markdown(gallery.md_escape(card.get("description", "")))
-    st.info(f"**What the {task} label means:** {gallery.md_escape(card['tasks'][task]['meaning'])}")
+    st.markdown(md_escape(card.get("description", "")))
+    st.info(f"**What the {task} label means:** {md_escape(card['tasks'][task]['meaning'])}")
     facts, chart = st.columns([1, 1])
     facts.markdown(gallery.facts_markdown(gallery.card_facts(card, task)))
     with chart:
@@ -136,7 +137,7 @@ def show_loaded(data: TaskData) -> None:
     with facts:
         st.markdown(gallery.facts_markdown(gallery.data_facts(data)))
         if data.notes:
-            st.markdown("**Notes from loading**\n\n" + "\n".join(f"- {gallery.md_escape(n)}" for n in data.notes))
+            st.markdown("**Notes from loading**\n\n" + "\n".join(f"- {md_escape(n)}" for n in data.notes))
     with chart:
         show_balance(data)
     st.markdown("#### Examples")
@@ -171,8 +172,8 @@ def upload_section() -> None:
         if task in stored:
             data = stored[task]
             st.success(
-                f"Your upload **{gallery.md_escape(data.dataset)}** is loaded for the {task} task and available on the "
-                f"Experiment page as '{gallery.md_escape(uploads.experiment_name(data))}'."
+                f"Your upload **{md_escape(data.dataset)}** is loaded for the {task} task and available on the "
+                f"Experiment page as '{md_escape(uploads.experiment_name(data))}'."
             )
             if st.button("Forget this upload", key="forget_upload"):
                 del stored[task]
@@ -182,7 +183,7 @@ def upload_section() -> None:
 
     if file.size > LIMITS.max_upload_bytes:
         st.error(
-            f"{gallery.md_escape(file.name)} is {file.size / 2**20:,.1f} MB; at most "
+            f"{md_escape(file.name)} is {file.size / 2**20:,.1f} MB; at most "
             f"{LIMITS.max_upload_bytes / 2**20:,.0f} MB is accepted. Upload fewer or smaller images."
         )
         return
@@ -197,15 +198,15 @@ def upload_section() -> None:
         st.session_state[RESULT_KEY] = cached = (key, outcome.message, outcome.data is not None, notice)
     _, message, loaded, notice = cached
     if not loaded:
-        st.error(gallery.md_message(message))
+        st.error(md_message(message))
         return
     data = st.session_state[uploads.SESSION_KEY][task]
     st.success(
-        f"{gallery.md_message(message)}\n\nYour upload is now available on the Experiment page as "
-        f"'{gallery.md_escape(uploads.experiment_name(data))}'."
+        f"{md_message(message)}\n\nYour upload is now available on the Experiment page as "
+        f"'{md_escape(uploads.experiment_name(data))}'."
     )
     if notice:
-        st.info(gallery.md_message(notice))
+        st.info(md_message(notice))
     show_loaded(data)
 
 

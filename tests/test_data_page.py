@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from lib import gallery, uploads
 from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
 from lib.taskdata import TASKS, TaskData
+from lib.text import md_escape, md_message
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "data.py")
 SAMPLE_PAIRS = [(c["name"], t) for c in list_datasets() for t in c["tasks"]]
@@ -78,14 +79,14 @@ def test_page_renders_every_sample_and_task(name: str, task: str) -> None:
     assert at.radio(key="data_task").options == [t for t in TASKS if t in card["tasks"]]
     texts = " ".join(m.value for m in at.markdown) + " ".join(i.value for i in at.info)
     assert card["title"] in [h.value for h in at.subheader]
-    assert gallery.md_escape(card["tasks"][task]["meaning"]) in texts
-    assert gallery.md_escape(card["licence"]) in texts
+    assert md_escape(card["tasks"][task]["meaning"]) in texts
+    assert md_escape(card["licence"]) in texts
     assert f"{card['n_images']:,} images" in texts
     data = load_sample(name, task)
     grid = at.image[0]
     assert len(grid.value) == 24
     expected = gallery.example_indices(data, 24)
-    assert grid.captions == [gallery.md_escape(gallery.grid_caption(data, int(i))) for i in expected]
+    assert grid.captions == [md_escape(gallery.grid_caption(data, int(i))) for i in expected]
     assert len(at.get("plotly_chart")) >= 1
 
 
@@ -119,7 +120,7 @@ def test_page_upload_success_and_error(tmp_path: Path, monkeypatch: pytest.Monke
     assert not at.error
     success = at.success[0].value
     assert "15 images" in success
-    assert gallery.md_escape("upload: My pets") in success  # shown as text, not as Markdown
+    assert md_escape("upload: My pets") in success  # shown as text, not as Markdown
     stored = at.session_state["user_data"]
     assert set(stored) == {"multiclass"} and stored["multiclass"].label_names == ("cat", "dog", "fox")
     assert at.session_state["user_data_name"] == "My pets"
@@ -472,4 +473,4 @@ def test_facts_and_escaping() -> None:
 
 def test_md_message_keeps_code_spans() -> None:
     text = "Zip it with `zip -r data_1.zip my_folder`; file a_b*.png is bad."
-    assert gallery.md_message(text) == "Zip it with `zip -r data_1.zip my_folder`\\; file a\\_b\\*\\.png is bad\\."
+    assert md_message(text) == "Zip it with `zip -r data_1.zip my_folder`\\; file a\\_b\\*\\.png is bad\\."
