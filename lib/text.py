@@ -19,9 +19,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # Two things Markdown does without any syntax to escape: Streamlit turns :name: (and :material/name:)
 # into an emoji or icon even when the colons are escaped, and GitHub-flavoured Markdown turns bare
-# http://…, www.… and name@host.… into links. An invisible word joiner after every ':' and '@' and
-# inside 'www.' breaks both patterns without changing what is shown.
-_LINK_OR_ICON = re.compile(r"([:@])|(?<=www)(?=\\\.)", re.IGNORECASE)
+# http://…, www.… and name@host.… into links. An invisible word joiner after a ':' or '@' that is
+# followed by more than a space, and inside 'www.', breaks both patterns without changing what is shown.
+_LINK_OR_ICON = re.compile(r"([:@])(?=\S)|(?<=www)(?=\\\.)", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 
 

@@ -17,6 +17,25 @@ import pytest  # noqa: E402
 
 from lib.taskdata import TaskData  # noqa: E402
 
+
+def rendered(markdown: str) -> tuple[str, str]:
+    """(HTML, the text a reader sees) of a Markdown string as CommonMark renders it: what AppTest's
+    element values (Markdown source, escaped where it quotes users) look like on the page."""
+    import re
+
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").render(markdown)
+    text = re.sub(r"<[^>]+>", "", html)
+    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&")):
+        text = text.replace(entity, char)
+    return html, " ".join(text.split())
+
+
+def visible(markdown: str) -> str:
+    """The text a reader sees of a Markdown string, without the invisible word joiners md_escape adds."""
+    return rendered(markdown)[1].replace("\u2060", "")
+
 # The bundled ImageNet MobileNetV2 at 64 px: pretrained (random MobileNets give near-zero features, so
 # nothing could be learned from them), offline, and fast enough for the whole suite.
 TEST_BACKBONE = {"backbone": "mobilenet_v2", "input_size": 64, "weights": "auto"}

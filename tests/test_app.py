@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import visible
 from streamlit.testing.v1 import AppTest
 
 from lib.heads import default_head
@@ -64,7 +65,7 @@ def test_training_from_the_experiment_page_shows_results():
     at.button(key="train").click().run()
     assert not at.exception
     assert any(h.value == "Results" for h in at.header), [e.value for e in at.error]
-    text = " ".join(e.value for e in at.error)
+    text = " ".join(visible(e.value) for e in at.error)
     assert "Every prediction is 1, the same for every image" in text
     assert len(at.get("plotly_chart")) == 3  # loss, metric, gradient: only the chosen view is built
     at.segmented_control(key="exp-view").set_value("Outputs before / after").run()

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from markdown_it import MarkdownIt
+from conftest import rendered
 from streamlit.testing.v1 import AppTest
 
 from lib import sweep_cache
@@ -34,21 +34,9 @@ HOSTILE = [
     "http://127.0.0.1:9/autolink www.example.com mail@example.com",
     "a\\b &amp; &lt;",
 ]
-_MD = MarkdownIt("commonmark")
-
-
-def _rendered_text(markdown: str) -> tuple[str, str]:
-    """(HTML, the text a reader sees) of a Markdown string, as CommonMark renders it."""
-    html = _MD.render(markdown)
-    text = re.sub(r"<[^>]+>", "", html)
-    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&")):
-        text = text.replace(entity, char)
-    return html, text.strip()
-
-
 @pytest.mark.parametrize("text", HOSTILE)
 def test_md_escape_shows_the_text_itself_and_no_markup(text):
-    html, seen = _rendered_text(md_escape(text))
+    html, seen = rendered(md_escape(text))
     assert html.startswith("<p>") and html.count("<") == 2, html  # one paragraph and nothing else
     assert seen.replace("\u2060", "") == clean_name(text)  # the same characters, on one line
     # Streamlit turns :name: into an icon or emoji even with escaped colons, and GitHub-flavoured Markdown
@@ -57,7 +45,7 @@ def test_md_escape_shows_the_text_itself_and_no_markup(text):
 
 
 def test_md_message_keeps_our_code_spans_and_escapes_the_rest():
-    html, _ = _rendered_text(md_message("Zip it with `zip -r d.zip f`; the name ![x](http://e/x.png) is bad."))
+    html, _ = rendered(md_message("Zip it with `zip -r d.zip f`; the name ![x](http://e/x.png) is bad."))
     assert "<code>zip -r d.zip f</code>" in html and "<img" not in html and "<a" not in html
 
 
@@ -139,14 +127,14 @@ def test_link_values_and_head_names_reach_the_page_as_text():
     warnings = [w.value for w in at.warning]
     assert len(warnings) >= 4
     for w in warnings:
-        html, _ = _rendered_text(w)
+        html, _ = rendered(w)
         assert "<img" not in html and "<a " not in html, w
     at.button(key="train").click().run()
     names = [m.value for m in at.markdown if "Session expired" in m.value]
-    assert names and all("<a " not in _rendered_text(m)[0] for m in names), names
+    assert names and all("<a " not in rendered(m)[0] for m in names), names
 
     lessons = AppTest.from_file("../pages/lessons.py", default_timeout=TIMEOUT)
     lessons.query_params["lesson"] = evil
     lessons.run()
     assert not lessons.exception
-    assert all("<img" not in _rendered_text(w.value)[0] for w in lessons.warning) and lessons.warning
+    assert all("<img" not in rendered(w.value)[0] for w in lessons.warning) and lessons.warning
