@@ -136,19 +136,19 @@ def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_ru
     assert check(estimate(fine_tuning, sample, load_backbone("mobilenet_v2", 96), 20), budget) == []
 
     biggest = max(list_datasets(), key=lambda card: card["n_images"])
-    for task in biggest["tasks"]:
-        data = load_sample(biggest["name"], task)
-        for name, size in _largest_sizes():
-            if REGISTRY[name].bundled:  # the same architecture as the bundled weights, without loading them
-                model = mobilenet_port.build_mobilenetv2_symmetric((size, size, 3), include_top=False)
-            else:
-                ctor, kwargs = _keras_constructor(REGISTRY[name], size)
-                model = ctor(weights=None, **kwargs)
-            bb = SimpleNamespace(model=model, size=size)
-            six = [default_head(task)] * 6
-            assert check(estimate(six, data, bb, 20), budget) == [], (name, size, task)
-            del model, bb
-            keras.backend.clear_session()
+    samples = [load_sample(biggest["name"], task) for task in biggest["tasks"]]
+    for name, size in _largest_sizes():
+        if REGISTRY[name].bundled:  # the same architecture as the bundled weights, without loading them
+            model = mobilenet_port.build_mobilenetv2_symmetric((size, size, 3), include_top=False)
+        else:
+            ctor, kwargs = _keras_constructor(REGISTRY[name], size)
+            model = ctor(weights=None, **kwargs)
+        bb = SimpleNamespace(model=model, size=size)
+        for data in samples:
+            six = [default_head(data.task)] * 6
+            assert check(estimate(six, data, bb, 20), budget) == [], (name, size, data.task)
+        del model, bb
+        keras.backend.clear_session()
 
 
 def test_hostile_links_are_refused_with_one_line_each_naming_the_limit(mobilenet_299):
@@ -255,6 +255,31 @@ def test_the_pool_of_traced_heads_stays_within_its_bytes_and_never_keeps_a_head_
     assert all(c.model.count_params() < 600_000 for c in pooled)  # the big head was let go
     assert T.pool_bytes() == sum(c.nbytes for c in pooled) and abs(T.pool_bytes() - total) < 64 * len(pooled)
     assert {c.model.get_layer("hidden_0").units for c in pooled} == {62, 63, 64}  # the most recent ones
+
+
+def test_heads_let_go_are_freed_and_tensorflow_keeps_no_trace_of_them(toy, tiny_backbone, monkeypatch):
+    import weakref
+
+    from tensorflow.python.framework import ops
+
+    import lib.training as T
+
+    made = []
+
+    class Recorded(T._Compiled):
+        def __init__(self, model, *args, **kwargs):
+            super().__init__(model, *args, **kwargs)
+            made.append(weakref.ref(model))
+
+    monkeypatch.setattr(T, "_Compiled", Recorded)
+    monkeypatch.setattr(T, "_POOL_BYTES", 1, raising=False)  # nothing is kept...
+    monkeypatch.setattr(T, "_COLLECT_AFTER_BYTES", 1, raising=False)  # ...and what is let go is collected
+    registered = len(ops._gradient_registry.list())
+    train(heads("binary", "hidden=24:relu", "hidden=25:relu"), toy("binary"), epochs=2, seed=0, loaded=tiny_backbone)
+    assert len(made) == 2 and all(ref() is None for ref in made)
+    # Keras's optimizer step used to register a custom gradient per trace in TensorFlow's process-wide
+    # table, which kept every traced graph and the weights it captured alive for good
+    assert len(ops._gradient_registry.list()) == registered
 
 
 # ---- the feature cache on disk: sample data only, within its bytes ------------------------------------
