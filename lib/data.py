@@ -348,6 +348,7 @@ def load_sample(name: str, task: str) -> TaskData:
         unit=spec.get("unit", ""),
         description=spec["meaning"],
         notes=notes,
+        cache_on_disk=True,
     )
 
 

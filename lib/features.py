@@ -3,14 +3,21 @@
 The cache holds the backbone's activation at a cut point (the last spatial map when nothing is
 unfrozen), so Flatten, GAP and max pooling all train from the same file, and a head with the top
 N layers unfrozen trains only the part above the cut.
+
+Only data with `cache_on_disk` (the sample datasets) is written: an upload's features — with
+everything unfrozen, its preprocessed pixels, from which the images can be recovered — stay in
+memory. The disk cache is bounded in bytes (Budget.feature_cache_mb): a read refreshes an entry's
+modification time, and after each write the least recently used entries go first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.backbones import LoadedBackbone
+from lib.budget import Budget, extraction_batch
 from lib.paths import atomic_write_bytes, cache_dir
 from lib.taskdata import TaskData
 
@@ -92,10 +100,16 @@ def _extractor(bb: LoadedBackbone, cut: Cut):
     return keras.Model(model.input, model.layers[cut.index].output)
 
 
-def compute_features(bb: LoadedBackbone, cut: Cut, images: np.ndarray, batch_size: int = 64,
+def compute_features(bb: LoadedBackbone, cut: Cut, images: np.ndarray, batch_size: int | None = None,
                      progress: Callable[[float], None] | None = None) -> np.ndarray:
-    """Resize, preprocess and run the frozen part of the backbone; float32 (N, h, w, c)."""
+    """Resize, preprocess and run the frozen part of the backbone; float32 (N, h, w, c).
+
+    batch_size (default: as many images as fit the extraction's memory budget, at most 64) does not
+    change the features, only the memory the extraction takes at once.
+    """
     import tensorflow as tf
+
+    batch_size = batch_size or extraction_batch(bb.model, cut.index)
 
     tf.get_logger().setLevel("ERROR")  # the last, smaller batch retraces once; not worth a notice
     extractor = _extractor(bb, cut)
@@ -124,25 +138,85 @@ class FeatureResult:
 
 def get_features(bb: LoadedBackbone, cut: Cut, data: TaskData, use_cache: bool = True,
                  progress: Callable[[float], None] | None = None) -> FeatureResult:
-    """Features for every image of `data`, from the disk cache when a complete entry exists."""
+    """Features for every image of `data`, from the disk cache when a complete entry exists.
+
+    Data without `cache_on_disk` (uploads) is never read from nor written to disk.
+    """
     import time
 
     t0 = time.perf_counter()
+    on_disk = use_cache and data.cache_on_disk
     path = cache_path(bb, cut, data)
     note = ""
-    if use_cache and path.is_file():
+    if on_disk and path.is_file():
         try:
             feats = np.load(path, allow_pickle=False)
             if feats.shape[0] == len(data.images):
+                _touch(path)
                 return FeatureResult(feats, True, "", time.perf_counter() - t0)
         except (OSError, ValueError) as e:  # a damaged entry is recomputed, never trusted
             log.warning("feature cache entry %s unreadable (%s); recomputing", path.name, e)
     feats = compute_features(bb, cut, data.images, progress=progress)
-    if use_cache:
+    if on_disk:
+        budget = Budget.from_env().feature_cache_bytes
         buf = io.BytesIO()
         np.save(buf, feats, allow_pickle=False)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError as e:  # disk full / read-only: train from memory and say so
-            note = f"feature cache is off ({e.strerror or e}); features are kept in memory only"
+        if buf.tell() <= budget:  # an entry larger than the whole cache is not kept (nor evicts the rest)
+            try:
+                atomic_write_bytes(path, buf.getvalue())
+            except OSError as e:  # disk full / read-only: train from memory and say so
+                note = f"feature cache is off ({e.strerror or e}); features are kept in memory only"
+            else:
+                prune_cache(budget, keep=path)
     return FeatureResult(feats, False, note, time.perf_counter() - t0)
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as just used (its mtime is its place in the least-recently-used order)."""
+    with contextlib.suppress(OSError):  # read-only cache, or pruned by another process: read anyway
+        os.utime(path)
+
+
+def prune_cache(budget_bytes: int, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used feature files until the cache holds at most `budget_bytes`.
+
+    `keep` (the entry just written) goes last. Safe with other processes sharing the cache: a file
+    they are about to read may vanish, which they treat as a miss.
+    """
+    folder = cache_dir() / "features"
+    entries = []
+    try:
+        for p in folder.glob("*.npy"):
+            try:
+                st = p.stat()
+            except OSError:  # pruned by another process meanwhile
+                continue
+            entries.append((p == keep, st.st_mtime, st.st_size, p))
+    except OSError:
+        return []
+    entries.sort(key=lambda e: (e[0], e[1]))  # oldest first, the one just written last
+    total = sum(e[2] for e in entries)
+    removed = []
+    for _, _, size, p in entries:
+        if total <= budget_bytes:
+            break
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        total -= size
+        removed.append(p)
+    return removed
+
+
+def cache_bytes() -> int:
+    """Bytes held by the disk feature cache."""
+    total = 0
+    for p in (cache_dir() / "features").glob("*.npy"):
+        try:
+            total += p.stat().st_size
+        except OSError:
+            continue
+    return total

@@ -33,6 +33,9 @@ class TaskData:
     description: str = ""
     notes: tuple[str, ...] = ()  # what loading changed or noticed (e.g. "12 grayscale images converted to RGB")
     fingerprint: str = field(default="")
+    # May its backbone features be cached on disk? Only for the committed sample datasets: features of an
+    # upload (and, with everything unfrozen, its preprocessed pixels) would keep the images on disk.
+    cache_on_disk: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -8,8 +8,8 @@ reading the pre-activation logits) is reproduced exactly as model.fit would show
 
 from __future__ import annotations
 
+import gc
 import math
-import os
 import re
 import threading
 import time
@@ -23,6 +23,7 @@ import numpy as np
 
 from lib import metrics as M
 from lib.backbones import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
+from lib.budget import ENV, Budget, check, estimate, parallel_heads
 from lib.errors import ConfigError
 from lib.features import Cut, cache_path, find_cut, get_features
 from lib.head_model import build_head, pooling_layer
@@ -34,6 +35,7 @@ MAX_EPOCHS = 500
 MAX_HEADS = 12
 
 ProgressFn = Callable[[dict], None]
+_clock = time.monotonic  # the time budget's clock (tests replace it with a fake one)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class SweepResult:
     backend: str
     keras_version: str
     notes: list[str] = field(default_factory=list)
+    stopped: str = ""  # why training ended before `epochs` (time budget, cancelled); "" when it did not
 
     @property
     def n_outputs(self) -> int:
@@ -149,7 +152,16 @@ class _Compiled:
     def __init__(self, model, out_layer, loss_fn, opt, n: int, batch_size: int):
         import tensorflow as tf
 
+        if getattr(opt, "_distribution_strategy", None) is not None and opt._distribution_strategy.num_replicas_in_sync == 1:
+            # Keras's TF optimizer sums gradients over replicas (here one: the identity) through a
+            # tf.custom_gradient, which TensorFlow registers in a process-wide table that is never
+            # emptied; traced in a tf.function, that entry keeps the graph — and every weight and
+            # optimizer slot it captured — alive for good (measured: +240 MB per Train of a 20 M-weight
+            # head, garbage collection or not). With one replica there is nothing to sum.
+            opt._all_reduce_sum_gradients = lambda grads_and_vars: grads_and_vars
         self.model, self.loss_fn, self.opt = model, loss_fn, opt
+        # What keeping it in the pool costs: its weights and optimizer slots (the traced graphs are small).
+        self.nbytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in [*model.variables, *opt.variables])
         tvars = model.trainable_variables
         head_ids = {id(v) for v in out_layer.trainable_variables}
         head_idx = [i for i, v in enumerate(tvars) if id(v) in head_ids]
@@ -204,8 +216,31 @@ class _Compiled:
 
 
 _POOL: OrderedDict[tuple, list[_Compiled]] = OrderedDict()  # structure -> idle compiled heads
-_POOL_MAX = 64
+_POOL_MAX = 64  # heads, whatever their size (each traced graph costs some memory of its own)
+_POOL_BYTES = Budget.from_env().pool_bytes  # and their weights and optimizer slots, in bytes
 _POOL_LOCK = threading.Lock()
+# Keras models hold reference cycles, so a compiled head let go of is freed only by Python's cyclic
+# collector, whose full passes are rare: three dropped 20 M-weight heads held 1.1 GB more for minutes.
+# Once this much has been let go, collect at once; a full collection costs a few hundred ms on a busy
+# server, so small heads (a few kB each) are left to Python's own schedule.
+_COLLECT_AFTER_BYTES = 64 * 2**20
+_DROPPED = [0]  # bytes let go since the last collection (under _POOL_LOCK)
+
+
+def _collect_if_due() -> None:
+    """A full garbage collection once enough compiled heads have been let go (see _COLLECT_AFTER_BYTES)."""
+    with _POOL_LOCK:
+        due = _DROPPED[0] >= _COLLECT_AFTER_BYTES
+        if due:
+            _DROPPED[0] = 0
+    if due:
+        gc.collect()
+
+
+def pool_bytes() -> int:
+    """Bytes of weights and optimizer slots held by the idle compiled heads."""
+    with _POOL_LOCK:
+        return sum(c.nbytes for idle in _POOL.values() for c in idle)
 
 
 class _HeadRunner:
@@ -237,15 +272,26 @@ class _HeadRunner:
         self.loss_fn = compiled.loss_fn
 
     def release(self) -> None:
-        """Return the compiled head to the pool for the next head of this structure."""
+        """Return the compiled head to the pool for the next head of this structure, least recently
+        used out first, within the pool's count and byte budget; one bigger than the whole budget is
+        let go (and its memory with it)."""
         with _POOL_LOCK:
-            _POOL.setdefault(self.key, []).append(self.compiled)
-            _POOL.move_to_end(self.key)
-            while sum(len(v) for v in _POOL.values()) > _POOL_MAX:
+            if self.compiled.nbytes > _POOL_BYTES:
+                _DROPPED[0] += self.compiled.nbytes
+            else:
+                _POOL.setdefault(self.key, []).append(self.compiled)
+                _POOL.move_to_end(self.key)
+            count = sum(len(v) for v in _POOL.values())
+            total = sum(c.nbytes for v in _POOL.values() for c in v)
+            while count > _POOL_MAX or total > _POOL_BYTES:
                 oldest = next(iter(_POOL))
-                _POOL[oldest].pop(0)
+                dropped = _POOL[oldest].pop(0).nbytes
+                total -= dropped
+                _DROPPED[0] += dropped
+                count -= 1
                 if not _POOL[oldest]:
                     del _POOL[oldest]
+        self.compiled = None  # this runner is done with it: a dropped head is now garbage
 
     def epoch(self, order: np.ndarray) -> dict:
         """Train one epoch, then predict() on the validation images: the figures of that epoch."""
@@ -271,11 +317,19 @@ def _first_line(e: BaseException) -> str:
 def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, seed: int = 0,
           backbone: str = DEFAULT_BACKBONE, input_size: int | None = None, weights: str = "auto",
           batch_size: int = 32, shuffle: bool = True, use_cache: bool = True,
-          progress: ProgressFn | None = None, loaded: LoadedBackbone | None = None) -> SweepResult:
+          progress: ProgressFn | None = None, loaded: LoadedBackbone | None = None,
+          budget: Budget | None = None, max_seconds: float | None = None,
+          cancelled: Callable[[], bool] | None = None) -> SweepResult:
     """Train every configuration on `data` with the same seed, batches and validation split.
 
     progress (optional) receives dicts: {"stage": "features", "fraction": f} while features are
     computed, then {"stage": "epoch", "epoch": k, "epochs": E, "run": i, "history": {...}} per run and epoch.
+
+    budget (default: Budget.from_env()) is checked before anything is extracted: a sweep over the
+    server's parameter, memory or compute limits raises ConfigError saying what to change. Training
+    stops between epochs once it has taken max_seconds (default: the budget's) or `cancelled()` says
+    so; the runs then keep what they trained and `stopped` (and a note) says why. Epochs that ran are
+    the same numbers a full run would show.
     """
     import keras
     import tensorflow as tf
@@ -296,7 +350,12 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         if c.task != data.task:
             raise ConfigError(f"head '{c.label()}' is for {c.task} but the data is for {data.task}")
     seed = int(seed)
+    budget = budget or Budget.from_env()
     bb = loaded or load_backbone(backbone, input_size or 96, weights)
+    refusals = check(estimate(configs, data, bb, epochs, batch_size), budget)
+    if refusals:
+        raise ConfigError(refusals[0])  # the first: each line alone says what to change
+    limit = budget.max_train_seconds if max_seconds is None else float(max_seconds)
     emit = progress or (lambda event: None)
     notes = [bb.note] if bb.note else []
 
@@ -316,6 +375,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     orders = [rng.permutation(int(tr.sum())) if shuffle else np.arange(int(tr.sum())) for _ in range(epochs)]
 
     t1 = time.perf_counter()
+    started = _clock()  # the time budget counts training only: extraction is bounded by the estimate
     runs: list[RunResult] = []
     runners: list[_HeadRunner | None] = []
     for config in configs:
@@ -345,8 +405,9 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
 
     # Heads are independent, so after epoch 1 (which traces each graph in this thread, where Keras's
     # warnings can be caught) they advance in parallel threads: TF releases the GIL while it runs.
-    workers = min(os.cpu_count() or 1, 4, len(configs))
+    workers = parallel_heads(len(configs))
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and epochs > 1 else None
+    stopped = ""
     try:
         for epoch in range(1, epochs + 1):
             order = orders[epoch - 1].astype(np.int32)
@@ -360,6 +421,15 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
                 _record(runs[i], runners[i], step, epoch, keep, y_va)
                 emit({"stage": "epoch", "epoch": epoch, "epochs": epochs, "run": i, "status": runs[i].status,
                       "history": {k: v[-1] for k, v in runs[i].history.items() if v}})
+            if epoch < epochs and live:
+                stopped = _stop_reason(epoch, epochs, started, limit, cancelled)
+                if stopped:
+                    for i, step in zip(live, steps):
+                        if runs[i].status == "ok" and "out" in step:
+                            runs[i].snapshots[epoch] = step["out"]  # "after training" is this epoch
+                            runs[i].notes.append(stopped)
+                    notes.append(stopped)
+                    break
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
@@ -368,6 +438,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         _finalise(run, runner, y_va, data.task)
         if runner is not None:
             runner.release()
+    _collect_if_due()
     t_train = time.perf_counter() - t1
     return SweepResult(
         runs=runs, task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
@@ -375,7 +446,19 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         seed=seed, batch_size=batch_size,
         timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
                 "features_cached": all_cached},
-        backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes)
+        backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes, stopped=stopped)
+
+
+def _stop_reason(epoch: int, epochs: int, started: float, limit: float,
+                 cancelled: Callable[[], bool] | None) -> str:
+    """Why training should stop after this epoch ("" to go on): cancelled, or over the time budget."""
+    if cancelled is not None and cancelled():
+        return f"Stopped after epoch {epoch} of {epochs}: cancelled. The curves show the epochs that were trained."
+    if _clock() - started > limit:
+        return (f"Stopped after epoch {epoch} of {epochs}: this server's time budget per Train is {limit:g} s "
+                f"({ENV['max_train_seconds']}). The curves show the epochs that were trained; train fewer epochs "
+                "or heads to see them all.")
+    return ""
 
 
 class _TensorMemory:
@@ -412,7 +495,7 @@ class _TensorMemory:
                 self._bytes -= self._items.popitem(last=False)[1][1]
 
 
-_MEMORY = _TensorMemory(int(os.environ.get("HEADLAB_FEATURE_MEMORY_MB", "512")) * 2**20)
+_MEMORY = _TensorMemory(Budget.from_env().feature_memory_bytes)
 
 
 def _feature_key(config: HeadConfig, cut: Cut, top: int) -> int | tuple[int, str]:

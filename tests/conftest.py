@@ -41,8 +41,12 @@ def visible(markdown: str) -> str:
 TEST_BACKBONE = {"backbone": "mobilenet_v2", "input_size": 64, "weights": "auto"}
 
 
-def toy_data(task: str, n: int = 160, seed: int = 0) -> TaskData:
-    """Images whose targets are written into them (bright quadrants), so even random features can learn."""
+def toy_data(task: str, n: int = 160, seed: int = 0, cache_on_disk: bool = True) -> TaskData:
+    """Images whose targets are written into them (bright quadrants), so even random features can learn.
+
+    They stand in for a sample dataset, so their features may be cached on disk; cache_on_disk=False
+    makes them behave like an upload (features in memory only).
+    """
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 80, (n, 32, 32, 3), dtype=np.uint8)
     quads = [(slice(0, 16), slice(0, 16)), (slice(0, 16), slice(16, 32)),
@@ -71,7 +75,8 @@ def toy_data(task: str, n: int = 160, seed: int = 0) -> TaskData:
             side = int(np.sqrt(y[i]))
             images[i, :side, :side, :] = 250
     is_val = np.random.default_rng(seed + 1).permutation(n) < n // 4
-    return TaskData("toy", task, images, y, is_val, names, unit="px" if task == "regression" else "")
+    return TaskData("toy", task, images, y, is_val, names, unit="px" if task == "regression" else "",
+                    cache_on_disk=cache_on_disk)
 
 
 @pytest.fixture(scope="session")
