@@ -1,4 +1,4 @@
-"""A hostile participant: the worst links and uploads of issue 9, sent again and again, in a real page.
+"""A hostile participant: the worst links and uploads of issue 9, sent again and again, in two real tabs.
 
 Used by `bench/load.py --hostile`: while the rest of the class trains, this participant keeps sending
 what once took a workshop server down — a 299 px Flatten head with a 2,048-unit hidden layer, six
@@ -137,24 +137,27 @@ def prepare() -> dict[str, bytes]:
 
 
 async def run(browser, url: str, stop: asyncio.Event, built: dict[str, bytes], timeout_s: float = 300) -> list[Attempt]:
-    """Send the hostile links and uploads in turn (a link, an upload, ...), over and over, until `stop` is set."""
+    """Send the hostile links (one tab) and uploads (another tab) in turn, over and over, until `stop` is set."""
     sends = [(name, lambda p, q=q: _link(p, url, q, timeout_s)) for name, q in links()]
     ups = [(name, lambda p, n=name, t=task: _upload(p, url, n, t, built[n], timeout_s)) for name, task, _ in UPLOADS]
-    plan = [x for pair in zip(sends, ups) for x in pair] + sends[len(ups):] + ups[len(sends):]
     attempts: list[Attempt] = []
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 1000})
-    try:
-        page = await ctx.new_page()
-        while not stop.is_set():
-            for what, send in plan:
-                if stop.is_set():
-                    break
-                t0 = time.monotonic()
-                try:
-                    outcome = await send(page)
-                except Exception as e:  # noqa: BLE001 — a page that never answers is a finding, not a crash
-                    outcome = f"no answer: {type(e).__name__}: {str(e)[:120]}"
-                attempts.append(Attempt(what, time.monotonic() - t0, outcome))
-    finally:
-        await ctx.close()
+
+    async def tab(plan) -> None:
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 1000})
+        try:
+            page = await ctx.new_page()
+            while not stop.is_set():
+                for what, send in plan:
+                    if stop.is_set():
+                        break
+                    t0 = time.monotonic()
+                    try:
+                        outcome = await send(page)
+                    except Exception as e:  # noqa: BLE001 — a page that never answers is a finding, not a crash
+                        outcome = f"no answer: {type(e).__name__}: {str(e)[:120]}"
+                    attempts.append(Attempt(what, time.monotonic() - t0, outcome))
+        finally:
+            await ctx.close()
+
+    await asyncio.gather(tab(sends), tab(ups))
     return attempts
