@@ -73,10 +73,10 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from lib.backbones import load_backbone
-    from lib.data import load_sample
-    from lib.heads import parse_head_string
-    from lib.training import MAX_HEADS, train
+    from lib.backbones.registry import load_backbone
+    from lib.data.loader import load_sample
+    from lib.heads.config import parse_head_string
+    from lib.train.trainer import MAX_HEADS, train
 
     data = load_sample("fashion", "binary")
     bb = load_backbone("mobilenet_v2", 96, "auto")
@@ -86,7 +86,7 @@ def main() -> int:
     engine = sum(train(heads[i:i + MAX_HEADS], data, epochs=args.epochs, seed=1, loaded=bb).timing["training_seconds"]
                  for i in range(0, len(heads), MAX_HEADS))  # a sweep holds at most MAX_HEADS
 
-    from lib.features import find_cut, get_features
+    from lib.backbones.features import find_cut, get_features
 
     feats = get_features(bb, find_cut(bb.model, 0), data).features.mean(axis=(1, 2))
     x_tr, x_va = tf.constant(feats[~data.is_val]), tf.constant(feats[data.is_val])

@@ -48,11 +48,11 @@ def main() -> int:
     args = p.parse_args()
     os.environ["HEADLAB_CACHE"] = tempfile.mkdtemp(prefix="headlab-bench-")  # a cold cache for (b)
 
-    from lib import data as datalib
-    from lib.backbones import load_backbone
-    from lib.heads import parse_head_string
-    from lib.reference import fit_full_model, preprocessed_images
-    from lib.training import train
+    from lib.backbones.registry import load_backbone
+    from lib.data import loader as datalib
+    from lib.heads.config import parse_head_string
+    from lib.train.reference import fit_full_model, preprocessed_images
+    from lib.train.trainer import train
 
     data = datalib.load_dataset(args.dataset or datalib.default_dataset(args.task), args.task)
     configs = [parse_head_string(args.task, s) for s in HEADS[args.task]]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from lib import uploads  # noqa: E402
+from lib.data import uploads  # noqa: E402
 
 
 def rss_mb() -> float:

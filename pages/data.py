@@ -10,11 +10,11 @@ import hashlib
 
 import streamlit as st
 
-from lib import gallery, uploads
-from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
-from lib.errors import DataError
-from lib.taskdata import TASKS, TaskData
-from lib.text import md_escape, md_message
+from lib.common.errors import DataError
+from lib.common.text import md_escape, md_message
+from lib.data import gallery, uploads
+from lib.data.loader import UploadLimits, dataset_card, list_datasets, load_sample
+from lib.data.taskdata import TASKS, TaskData
 from ui import sessions
 from ui.components import ensure_app_navigation, projector_css
 

@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib import shapes  # noqa: E402
-from lib.paths import SAMPLE_DATA  # noqa: E402
+from lib.common.paths import SAMPLE_DATA  # noqa: E402
+from lib.data import shapes  # noqa: E402
 
 FASHION_SRC = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lib import gallery, uploads
-from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
-from lib.taskdata import TASKS, TaskData
-from lib.text import md_escape, md_message
+from lib.common.text import md_escape, md_message
+from lib.data import gallery, uploads
+from lib.data.loader import UploadLimits, dataset_card, list_datasets, load_sample
+from lib.data.taskdata import TASKS, TaskData
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "data.py")
 SAMPLE_PAIRS = [(c["name"], t) for c in list_datasets() for t in c["tasks"]]
@@ -177,7 +177,7 @@ def test_page_passes_a_cancel_check_and_frees_the_upload_when_the_session_ends(
 def test_page_says_which_upload_the_session_budget_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import functools
 
-    from lib import data as datalib
+    from lib.data import loader as datalib
 
     monkeypatch.setenv("HEADLAB_CACHE", str(tmp_path / "cache"))
     one = 15 * 10 * 12 * 3  # the first upload's images, in bytes

@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import data, uploads
-from lib.data import UploadLimits, extract_zip, load_dataset, load_folder
-from lib.errors import DataError
-from lib.paths import REPO_ROOT
+from lib.common.errors import DataError
+from lib.common.paths import REPO_ROOT
+from lib.data import loader as data
+from lib.data import uploads
+from lib.data.loader import UploadLimits, extract_zip, load_dataset, load_folder
 
 DEFAULT = UploadLimits()
 

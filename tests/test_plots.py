@@ -10,11 +10,11 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from lib import plots as P
-from lib.diagnostics import annotate
-from lib.heads import HeadConfig, parse_head_string
-from lib.metrics import float_equal
-from lib.training import train
+from lib.heads.config import HeadConfig, parse_head_string
+from lib.report import plots as P
+from lib.train.diagnostics import annotate
+from lib.train.metrics import float_equal
+from lib.train.trainer import train
 
 EVIL = "<script>alert('x')</script> & co"
 DIVERGE = "optimizer=sgd,learning_rate=10,kernel_initializer=random_normal(stddev=100)"
@@ -365,7 +365,7 @@ def test_html_report_escapes_user_text(sweeps):
 def test_every_figure_carries_the_template_even_if_plotly_default_changes(monkeypatch):
     import plotly.io as pio
 
-    from lib import plots
+    from lib.report import plots
 
     white = pio.templates[plots.TEMPLATE].layout.to_plotly_json()
     fig = plots._message_figure("t", "m")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import data
-from lib.errors import DataError
-from lib.paths import REPO_ROOT, SAMPLE_DATA
-from lib.taskdata import TASKS
+from lib.common.errors import DataError
+from lib.common.paths import REPO_ROOT, SAMPLE_DATA
+from lib.data import loader as data
+from lib.data.taskdata import TASKS
 
 CLAIMS = [(c["name"], task) for c in data.list_datasets() for task in c["tasks"]]
 
@@ -146,7 +146,7 @@ def test_regenerating_shapes_reproduces_the_committed_files(tmp_path):
 
 
 def test_shape_labels_match_the_drawing():
-    from lib import shapes
+    from lib.data import shapes
 
     images, rows = shapes.generate(n=20, seed=3)
     for image, row in zip(images, rows, strict=True):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import data
-from lib.data import UploadLimits, extract_zip, load_dataset, load_folder
-from lib.errors import DataError
+from lib.common.errors import DataError
+from lib.data import loader as data
+from lib.data.loader import UploadLimits, extract_zip, load_dataset, load_folder
 
 # ---------------------------------------------------------------- builders
 

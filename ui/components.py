@@ -11,10 +11,10 @@ import uuid
 
 import streamlit as st
 
-from lib import plots
-from lib.errors import HeadLabError
+from lib.common.errors import HeadLabError
+from lib.common.text import md_escape, md_message
 from lib.experiment import Experiment
-from lib.heads import (
+from lib.heads.config import (
     ACTIVATIONS,
     BIAS_INITIALIZERS,
     HIDDEN_ACTIVATIONS,
@@ -27,9 +27,9 @@ from lib.heads import (
     format_initializer,
     parse_hidden,
 )
-from lib.pairings import Verdict
-from lib.progress import RedrawThrottle
-from lib.text import md_escape, md_message
+from lib.heads.pairings import Verdict
+from lib.report import plots
+from lib.serve.progress import RedrawThrottle
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
@@ -102,21 +102,21 @@ def session_id() -> str:
 # ---- shared, read-only resources (one copy per server process) -----------------------------------
 @st.cache_resource(show_spinner=False)
 def shared_backbone(name: str, size: int):
-    from lib.backbones import load_backbone
+    from lib.backbones.registry import load_backbone
 
     return load_backbone(name, size, "auto")
 
 
 @st.cache_resource(show_spinner=False)
 def shared_sample(name: str, task: str):
-    from lib.data import load_sample
+    from lib.data.loader import load_sample
 
     return load_sample(name, task)
 
 
 def dataset_options(task: str) -> list[str]:
     """Sample datasets with this task, then this session's uploads for it."""
-    from lib.data import list_datasets
+    from lib.data.loader import list_datasets
 
     names = [c["name"] for c in list_datasets() if task in c["tasks"]]
     uploads = st.session_state.get("user_data", {})
@@ -228,10 +228,10 @@ def train_with_progress(exp: Experiment, key: str):
 
     Returns the SweepResult, or None after showing an actionable error.
     """
-    from lib import sweep_cache
-    from lib.diagnostics import annotate
-    from lib.jobs import gate
-    from lib.training import train
+    from lib.serve import sweep_cache
+    from lib.serve.gate import gate
+    from lib.train.diagnostics import annotate
+    from lib.train.trainer import train
 
     status = st.empty()
     bar = st.progress(0.0, text="Waiting for a training slot…")
@@ -299,7 +299,7 @@ def _chart(fig, key: str) -> None:
 
 def render_results(sweep, key: str) -> None:
     """Everything about a finished sweep: verdicts, curves, outputs, exports."""
-    from lib.results import history_rows
+    from lib.report.results import history_rows
 
     names = plots.run_names(sweep)
     if sweep.notes:
@@ -377,7 +377,7 @@ def render_results(sweep, key: str) -> None:
 
 
 def _headline_metric(sweep, run) -> tuple[str, str] | None:
-    from lib.metrics import primary_metric
+    from lib.train.metrics import primary_metric
 
     name = primary_metric(sweep.task)
     value = run.final.get(name)
@@ -390,7 +390,7 @@ def _headline_metric(sweep, run) -> tuple[str, str] | None:
 
 def _keras_code(sweep, run) -> str:
     try:
-        from lib.codegen import keras_script
+        from lib.heads.codegen import keras_script
     except ImportError:
         return "# code export is not available in this build"
     return keras_script(run.config, backbone=sweep.backbone, input_size=sweep.input_size, n_outputs=sweep.n_outputs,

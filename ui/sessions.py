@@ -16,8 +16,8 @@ import streamlit as st
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from lib import uploads
-from lib.taskdata import TaskData
+from lib.data import uploads
+from lib.data.taskdata import TaskData
 
 
 def current_id() -> str | None:

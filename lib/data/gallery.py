@@ -17,8 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageOps
 
-from lib.taskdata import TaskData
-from lib.text import md_escape
+from lib.common.text import md_escape
+from lib.data.taskdata import TaskData
 
 THUMB_SIZE = 96
 TRAIN_COLOR = "#4c72b0"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.errors import BackboneError
+from lib.common.errors import BackboneError
 
 BUNDLED = "imagenet (bundled)"
 CACHED = "imagenet (cached)"
@@ -100,7 +100,7 @@ def _file_matches(path: Path, file_hash: str | None) -> bool:
 
 def _bundled_available() -> bool:
     try:
-        from lib import mobilenet_port
+        from lib.backbones import mobilenet_port
     except ImportError:
         return False
     return mobilenet_port.checkpoint_path() is not None
@@ -192,7 +192,7 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
     status = weights_status(name, size)
     note = ""
     if spec.bundled and status == BUNDLED:
-        from lib import mobilenet_port
+        from lib.backbones import mobilenet_port
 
         if weights == "random":  # the same architecture as the port, so only the weights differ
             full = mobilenet_port.build_mobilenetv2_symmetric((size, size, 3), include_top=False)

@@ -35,7 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from lib.data import (
+from lib.common.errors import DataError
+from lib.common.paths import cache_dir
+from lib.common.text import clean_name
+from lib.data.loader import (
     STOPPED,
     UploadLimits,
     UploadStopped,
@@ -44,10 +47,7 @@ from lib.data import (
     find_root,
     load_folder,
 )
-from lib.errors import DataError
-from lib.paths import cache_dir
-from lib.taskdata import TASKS, TaskData
-from lib.text import clean_name
+from lib.data.taskdata import TASKS, TaskData
 
 log = logging.getLogger(__name__)
 

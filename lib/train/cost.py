@@ -20,8 +20,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from lib.heads import HeadConfig
-from lib.taskdata import TaskData
+from lib.data.taskdata import TaskData
+from lib.heads.config import HeadConfig
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,9 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
              batch_size: int = 32) -> Estimate:
     """Parameters, memory and multiply-adds of training `heads` on `data` with `backbone` (a
     LoadedBackbone), from the backbone's layer shapes and the heads' configs: nothing is built or run."""
-    from lib.features import find_cut  # here: lib.features imports this module for the disk budget
+    from lib.backbones.features import (
+        find_cut,  # here: lib.features imports this module for the disk budget
+    )
 
     model = backbone.model
     layers = _profile(model)

@@ -21,9 +21,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from lib import metrics as M
-from lib.heads import CE_LOSSES, HeadConfig, default_head
-from lib.training import RunResult, SweepResult
+from lib.heads.config import CE_LOSSES, HeadConfig, default_head
+from lib.train import metrics as M
+from lib.train.trainer import RunResult, SweepResult
 
 HEIGHT = 380
 FONT_SIZE = 15

@@ -27,9 +27,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from lib.errors import BackboneError, ConfigError, DataError
-from lib.paths import SAMPLE_DATA, cache_dir
-from lib.torch_checkpoint import MOBILENET_V2_SHA256, read_checkpoint
+from lib.backbones.torch_checkpoint import MOBILENET_V2_SHA256, read_checkpoint
+from lib.common.errors import BackboneError, ConfigError, DataError
+from lib.common.paths import SAMPLE_DATA, cache_dir
 
 log = logging.getLogger(__name__)
 

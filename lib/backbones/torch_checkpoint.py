@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lib.errors import BackboneError
+from lib.common.errors import BackboneError
 
 # sha256 of torchvision's ImageNet MobileNetV2 checkpoint `mobilenet_v2-b0353104.pth`
 # (torchvision names its files after the first 8 hex digits of this digest).

@@ -64,10 +64,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lib.errors import DataError
-from lib.paths import SAMPLE_DATA
-from lib.taskdata import TASKS, TaskData
-from lib.text import clean_name
+from lib.common.errors import DataError
+from lib.common.paths import SAMPLE_DATA
+from lib.common.text import clean_name
+from lib.data.taskdata import TASKS, TaskData
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 VAL_FRACTION = 0.25

@@ -15,12 +15,12 @@ import inspect
 import re
 import textwrap
 
-from lib.backbones import DEFAULT_BACKBONE, get_spec
-from lib.errors import ConfigError
-from lib.features import single_tensor_cuts
-from lib.head_model import _KERNEL_CLASSES, _UNSEEDED
-from lib.heads import HeadConfig
-from lib.pairings import target_format, verdict_for
+from lib.backbones.features import single_tensor_cuts
+from lib.backbones.registry import DEFAULT_BACKBONE, get_spec
+from lib.common.errors import ConfigError
+from lib.heads.build import _KERNEL_CLASSES, _UNSEEDED
+from lib.heads.config import HeadConfig
+from lib.heads.pairings import target_format, verdict_for
 
 # The seed offsets lib.head_model.build_head gives each initializer, so the script starts from the
 # same weights Head Lab does for the same seed.

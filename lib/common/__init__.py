@@ -1,0 +1,4 @@
+"""The foundation: errors a user can act on, where files go, and text made safe to show.
+
+Every layer may import it; it imports nothing from lib.
+"""
