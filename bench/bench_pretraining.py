@@ -28,7 +28,8 @@ def main() -> int:
     os.environ.setdefault("HEADLAB_CACHE", tempfile.mkdtemp(prefix="headlab-bench-"))
 
     from lib.backbones.registry import load_backbone
-    from lib.data.loader import list_datasets, load_dataset
+    from lib.data.loader import load_dataset
+    from lib.data.samples import list_datasets
     from lib.heads.config import default_head
     from lib.train.metrics import primary_metric
     from lib.train.trainer import train

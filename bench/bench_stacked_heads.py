@@ -74,7 +74,7 @@ def main() -> int:
     import tensorflow as tf
 
     from lib.backbones.registry import load_backbone
-    from lib.data.loader import load_sample
+    from lib.data.samples import load_sample
     from lib.heads.config import parse_head_string
     from lib.train.trainer import MAX_HEADS, train
 

@@ -49,12 +49,13 @@ def main() -> int:
     os.environ["HEADLAB_CACHE"] = tempfile.mkdtemp(prefix="headlab-bench-")  # a cold cache for (b)
 
     from lib.backbones.registry import load_backbone
-    from lib.data import loader as datalib
+    from lib.data.loader import load_dataset
+    from lib.data.samples import default_dataset
     from lib.heads.config import parse_head_string
     from lib.train.reference import fit_full_model, preprocessed_images
     from lib.train.trainer import train
 
-    data = datalib.load_dataset(args.dataset or datalib.default_dataset(args.task), args.task)
+    data = load_dataset(args.dataset or default_dataset(args.task), args.task)
     configs = [parse_head_string(args.task, s) for s in HEADS[args.task]]
     bb = load_backbone("mobilenet_v2", args.size, "auto")
     print(f"data: {data.dataset} ({len(data.images)} images, {int((~data.is_val).sum())} train), "

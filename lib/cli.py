@@ -69,12 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args) -> int:
-    from lib.data import loader as datalib
+    from lib.data.loader import load_dataset
+    from lib.data.samples import default_dataset
     from lib.heads.config import default_head, parse_head_string
 
     heads = [parse_head_string(args.task, spec) for spec in args.head] or [default_head(args.task)]
-    dataset = args.dataset or datalib.default_dataset(args.task)
-    data = datalib.load_dataset(dataset, args.task)  # a bad dataset is refused before TensorFlow loads
+    dataset = args.dataset or default_dataset(args.task)
+    data = load_dataset(dataset, args.task)  # a bad dataset is refused before TensorFlow loads
 
     from lib.backbones.registry import DEFAULT_BACKBONE
     from lib.report.results import sweep_to_dict
@@ -107,9 +108,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from lib.data import loader as datalib
+    from lib.data.samples import list_datasets
 
-    for card in datalib.list_datasets():
+    for card in list_datasets():
         tasks = ", ".join(card["tasks"])
         print(f"{card['name']:<22} {card.get('n_images', '?'):>5} images  tasks: {tasks}  — {card.get('title', '')}")
     return 0

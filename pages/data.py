@@ -13,7 +13,8 @@ import streamlit as st
 from lib.common.errors import DataError
 from lib.common.text import md_escape, md_message
 from lib.data import gallery, uploads
-from lib.data.loader import UploadLimits, dataset_card, list_datasets, load_sample
+from lib.data.limits import UploadLimits
+from lib.data.samples import dataset_card, list_datasets, load_sample
 from lib.data.taskdata import TASKS, TaskData
 from ui import sessions
 from ui.components import ensure_app_navigation, projector_css

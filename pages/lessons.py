@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.common.text import md_escape
-from lib.data.loader import load_sample
+from lib.data.samples import load_sample
 from lib.heads.pairings import verdict_for
 from lib.lessons import LESSONS, get_lesson
 from ui.components import (

@@ -117,7 +117,7 @@ def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_ru
 
     from lib.backbones import mobilenet_port
     from lib.backbones.registry import REGISTRY, _keras_constructor, load_backbone
-    from lib.data.loader import list_datasets, load_sample
+    from lib.data.samples import list_datasets, load_sample
     from lib.lessons import LESSONS
     from lib.train.cost import Budget, check, estimate
 
@@ -152,7 +152,7 @@ def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_ru
 
 
 def test_hostile_links_are_refused_with_one_line_each_naming_the_limit(mobilenet_299):
-    from lib.data.loader import load_sample
+    from lib.data.samples import load_sample
     from lib.train.cost import Budget, check, estimate
 
     budget = Budget()
@@ -312,7 +312,7 @@ def test_an_upload_trained_with_every_layer_unfrozen_leaves_nothing_on_disk(tiny
 
 
 def test_sample_datasets_are_the_data_cached_on_disk():
-    from lib.data.loader import load_sample
+    from lib.data.samples import load_sample
 
     assert load_sample("shapes", "multilabel").cache_on_disk
     plain = toy_data("binary", n=8)

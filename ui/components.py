@@ -109,14 +109,14 @@ def shared_backbone(name: str, size: int):
 
 @st.cache_resource(show_spinner=False)
 def shared_sample(name: str, task: str):
-    from lib.data.loader import load_sample
+    from lib.data.samples import load_sample
 
     return load_sample(name, task)
 
 
 def dataset_options(task: str) -> list[str]:
     """Sample datasets with this task, then this session's uploads for it."""
-    from lib.data.loader import list_datasets
+    from lib.data.samples import list_datasets
 
     names = [c["name"] for c in list_datasets() if task in c["tasks"]]
     uploads = st.session_state.get("user_data", {})

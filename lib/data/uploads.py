@@ -38,15 +38,9 @@ from typing import NamedTuple
 from lib.common.errors import DataError
 from lib.common.paths import cache_dir
 from lib.common.text import clean_name
-from lib.data.loader import (
-    STOPPED,
-    UploadLimits,
-    UploadStopped,
-    Watch,
-    extract_zip,
-    find_root,
-    load_folder,
-)
+from lib.data.archive import extract_zip, find_root
+from lib.data.limits import STOPPED, UploadLimits, UploadStopped, Watch
+from lib.data.loader import load_folder
 from lib.data.taskdata import TASKS, TaskData
 
 log = logging.getLogger(__name__)
