@@ -1,7 +1,7 @@
 """The server's budget: limits from the environment, the estimate before training, refusals, the time
 budget per Train, the byte-bounded pool of traced heads, and a disk cache that holds sample data only.
 
-lib.budget is imported inside the tests, so that each test fails on its own on code without it.
+lib.common.budget, lib.train.cost and lib.backbones.profile are imported inside the tests, so that each test fails on its own on code without it.
 """
 
 import itertools
@@ -39,7 +39,7 @@ def mobilenet_299():
 # ---- limits ------------------------------------------------------------------------------------------
 
 def test_a_teacher_sets_limits_in_the_environment_and_bad_values_keep_the_defaults():
-    from lib.train.cost import ENV, Budget
+    from lib.common.budget import ENV, Budget
 
     b = Budget.from_env({"HEADLAB_MAX_TRAIN_SECONDS": "30", "HEADLAB_MAX_PARAMS": "5_000_000",
                          "HEADLAB_MAX_MEMORY_MB": "512", "HEADLAB_MAX_GMACS": "abc", "HEADLAB_POOL_MB": "-1",
@@ -117,9 +117,10 @@ def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_ru
 
     from lib.backbones import mobilenet_port
     from lib.backbones.registry import REGISTRY, _keras_constructor, load_backbone
+    from lib.common.budget import Budget
     from lib.data.samples import list_datasets, load_sample
     from lib.lessons import LESSONS
-    from lib.train.cost import Budget, check, estimate
+    from lib.train.cost import check, estimate
 
     budget = Budget()
     for lesson in LESSONS:
@@ -152,8 +153,9 @@ def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_ru
 
 
 def test_hostile_links_are_refused_with_one_line_each_naming_the_limit(mobilenet_299):
+    from lib.common.budget import Budget
     from lib.data.samples import load_sample
-    from lib.train.cost import Budget, check, estimate
+    from lib.train.cost import check, estimate
 
     budget = Budget()
     data = load_sample("fashion", "multiclass")
@@ -349,7 +351,7 @@ def test_the_disk_cache_keeps_within_its_bytes_least_recently_used_out(tiny_back
 
 
 def test_extraction_batches_bounded_in_memory_give_the_same_features(tiny_backbone, mobilenet_299):
-    from lib.train.cost import MAX_EXTRACTION_BATCH, extraction_batch
+    from lib.backbones.profile import MAX_EXTRACTION_BATCH, extraction_batch
 
     top = len(mobilenet_299.model.layers) - 1
     assert extraction_batch(tiny_backbone.model, len(tiny_backbone.model.layers) - 1) == MAX_EXTRACTION_BATCH

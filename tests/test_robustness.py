@@ -122,7 +122,7 @@ BAD_CALLS = [
     (["--head", "kernel_initializer=lecun_banana"], "unknown initializer 'lecun_banana'"),
     (["--head", "bias_initializer=random_normal(stddev=1;spread=2)"], "got 'spread'"),
     (["--head", "hidden=64:swish"], "unknown hidden layer activation 'swish'"),
-    # valid, but over the server's budget (lib/budget.py): refused before any feature is extracted
+    # valid, but over the server's budget (lib/common/budget.py): refused before any feature is extracted
     (["--head", "pooling=flatten,hidden=4096:relu;4096:relu;4096:relu;4096:relu"], "(HEADLAB_MAX_PARAMS)"),
     (["--head", "optimizer=lbfgs"], "unknown optimizer 'lbfgs'"),
     (["--seed", "1.5"], "invalid int value: '1.5'"),

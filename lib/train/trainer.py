@@ -23,13 +23,14 @@ import numpy as np
 
 from lib.backbones.features import Cut, cache_path, find_cut, get_features
 from lib.backbones.registry import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
+from lib.common.budget import ENV, Budget
 from lib.common.errors import ConfigError
 from lib.data.taskdata import TaskData
 from lib.heads.build import build_head, pooling_layer
 from lib.heads.config import HeadConfig
 from lib.heads.pairings import Verdict, target_format, verdict_for
 from lib.train import metrics as M
-from lib.train.cost import ENV, Budget, check, estimate, parallel_heads
+from lib.train.cost import check, estimate, parallel_heads
 
 MAX_EPOCHS = 500
 MAX_HEADS = 12
