@@ -15,6 +15,8 @@ import os
 
 # The layers, lowest first: a package may import only its own layer and those before it.
 LAYERS = ("common", "data", "backbones", "heads", "train", "report", "serve")
+# The only modules at the top of lib/: they use the packages; every other module belongs to one.
+USE_CASES = ("experiment", "lessons", "cli")
 
 # TensorFlow's C++ start-up chatter is noise for a learner; real errors still surface as exceptions.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
