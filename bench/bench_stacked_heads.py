@@ -5,7 +5,7 @@ slot one sweep after another; the only way to beat that on 2 cores is to share w
 sessions. This measures the idea on the `fashion` sample (GAP features of the bundled MobileNetV2
 at 96 px, cached): K sigmoid heads, each with its own weights and batch order, trained 20 epochs as
 one graph (batched einsum, Keras's own loss and Adam on the stacked variables), against the app's
-engine (`lib.training.train`) training the same K heads one graph per head, in the same run. The
+engine (`lib.train.trainer.train`) training the same K heads one graph per head, in the same run. The
 engine's time includes its per-epoch metrics and bookkeeping for every head, which a stacked version
 in the app would still pay and this prototype leaves out: read the ratio as an upper bound.
 

@@ -2,7 +2,7 @@
 
 (a) the articles: for each configuration build backbone + head and `model.fit` it (frozen base),
     so the backbone runs again every epoch;
-(b) Head Lab: backbone features computed once (and cached), all heads trained by `lib.training.train`.
+(b) Head Lab: backbone features computed once (and cached), all heads trained by `lib.train.trainer.train`.
 
 Both run without shuffling so their losses can be compared epoch by epoch; the script fails if they
 differ by more than the stated tolerance. Prints the speed-up ratios (targets: ≥30× including the

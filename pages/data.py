@@ -1,7 +1,7 @@
 """Data page: browse the sample datasets, or upload your own and check it was read as you meant.
 
-Layout only: what is shown is computed in lib/gallery.py (examples, captions, balance, facts)
-and lib/uploads.py (an upload from bytes to validated TaskData).
+Layout only: what is shown is computed in lib/data/gallery.py (examples, captions, balance, facts)
+and lib/data/uploads.py (an upload from bytes to validated TaskData).
 """
 
 from __future__ import annotations

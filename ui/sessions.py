@@ -34,7 +34,7 @@ def is_connected(session_id: str) -> bool:
 
 
 def ended_check() -> Callable[[], bool]:
-    """`cancelled` for lib.uploads.handle_upload: has this session ended? (Safe from any thread.)"""
+    """`cancelled` for lib.data.uploads.handle_upload: has this session ended? (Safe from any thread.)"""
     sid = current_id()
     if sid is None:
         return lambda: False

@@ -22,7 +22,7 @@ from lib.heads.build import _KERNEL_CLASSES, _UNSEEDED
 from lib.heads.config import HeadConfig
 from lib.heads.pairings import target_format, verdict_for
 
-# The seed offsets lib.head_model.build_head gives each initializer, so the script starts from the
+# The seed offsets lib.heads.build.build_head gives each initializer, so the script starts from the
 # same weights Head Lab does for the same seed.
 HIDDEN_SEED_OFFSET = 101  # + layer index
 DROPOUT_SEED_OFFSET = 7
@@ -389,7 +389,7 @@ base = keras.applications.{spec.constructor}(
 
 
 # The generated script must run on its own, so it carries Head Lab's cut rule as source text taken
-# from lib/features.py itself (one definition, never a drifting copy).
+# from lib/backbones/features.py itself (one definition, never a drifting copy).
 _CUTS_SOURCE = inspect.getsource(single_tensor_cuts).rstrip()
 
 
@@ -426,7 +426,7 @@ x = base(inputs)
 
 
 def log_prior_code(config: HeadConfig, units: int, n_outputs: int) -> str:
-    """Python that sets `bias` from `train_labels` as lib.head_model.log_prior_bias does, or '' when
+    """Python that sets `bias` from `train_labels` as lib.heads.build.log_prior_bias does, or '' when
     the log-prior bias does not fit this many units (Head Lab then uses zeros)."""
     eps = LOG_PRIOR_EPS
     if config.task == "regression":
