@@ -107,10 +107,11 @@ def _join(*parts: str) -> str:
     return "<br>".join(p for p in parts if p)
 
 
-def _run(sweep: SweepResult, run_index: int) -> RunResult:
+def _run_and_name(sweep: SweepResult, run_index: int) -> tuple[RunResult, str]:
+    """Run `run_index` of the sweep, and its legend name escaped for plotly (a per-run figure's title)."""
     if not -len(sweep.runs) <= run_index < len(sweep.runs):
         raise IndexError(f"run_index {run_index} out of range for {len(sweep.runs)} runs")
-    return sweep.runs[run_index]
+    return sweep.runs[run_index], _t(run_names(sweep)[run_index % len(sweep.runs)])
 
 
 def _pick_epoch(run: RunResult, epoch: int | None) -> int:

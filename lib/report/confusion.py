@@ -18,10 +18,9 @@ from lib.report.base import (
     _message_figure,
     _no_outputs_message,
     _pick_epoch,
-    _run,
+    _run_and_name,
     _t,
     run_colors,
-    run_names,
 )
 from lib.train import metrics as M
 from lib.train.trainer import RunResult, SweepResult
@@ -38,8 +37,7 @@ def confusion_matrix(sweep: SweepResult, run_index: int, epoch: int | None = Non
     Predictions are read like the metrics read them (one unit: > 0.5; several: argmax). Columns for units
     beyond the class count (a head with too many units) are named 'unit k'.
     """
-    run = _run(sweep, run_index)
-    name = _t(run_names(sweep)[run_index % len(sweep.runs)])
+    run, name = _run_and_name(sweep, run_index)
     title = f"Confusion matrix — {name}"
     if sweep.task not in ("binary", "multiclass"):
         return _message_figure(title, "A confusion matrix applies to binary and multiclass tasks.")
@@ -73,8 +71,7 @@ def reliability_diagram(sweep: SweepResult, run_index: int, epoch: int | None = 
     Binary: the positive-class probability; multilabel: every (image, label) pair pooled; multiclass: the
     top class's probability vs whether it was right. Outputs that are not probabilities are refused.
     """
-    run = _run(sweep, run_index)
-    name = _t(run_names(sweep)[run_index % len(sweep.runs)])
+    run, name = _run_and_name(sweep, run_index)
     title = f"Calibration — {name}"
     if sweep.task == "regression":
         return _message_figure(title, "Calibration applies to classification heads.")

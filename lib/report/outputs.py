@@ -22,10 +22,9 @@ from lib.report.base import (
     _message_figure,
     _no_outputs_message,
     _pick_epoch,
-    _run,
+    _run_and_name,
     _t,
     run_colors,
-    run_names,
 )
 from lib.train import metrics as M
 from lib.train.trainer import RunResult, SweepResult
@@ -113,8 +112,7 @@ def output_histograms(sweep: SweepResult, run_index: int, epoch: int | None = No
     The x range is fixed to [0, 1] when the outputs are probabilities by construction.
     Regression: predicted vs true scatter with the y = x diagonal.
     """
-    run = _run(sweep, run_index)
-    name = _t(run_names(sweep)[run_index % len(sweep.runs)])
+    run, name = _run_and_name(sweep, run_index)
     title = f"Outputs of {name} — before vs after training"
     if not run.snapshots:
         return _message_figure(title, _no_outputs_message(run))
@@ -201,8 +199,7 @@ def output_sum_histogram(sweep: SweepResult, run_index: int) -> go.Figure:
     Softmax rows always sum to 1 to float precision (a spike at 1.0 — over one unit, that is also every output);
     independent sigmoids need not.
     """
-    run = _run(sweep, run_index)
-    name = _t(run_names(sweep)[run_index % len(sweep.runs)])
+    run, name = _run_and_name(sweep, run_index)
     title = f"Sum of each image's outputs — {name}"
     if sweep.task == "regression":
         return _message_figure(title, "Output sums only mean something for classification heads.")
