@@ -1,7 +1,7 @@
 """How a refusal or a note about user data is worded: short lists ("a, b and 4 more"), counts, sizes,
 and the user's own input quoted clipped, with control and invisible characters escaped (`_q`).
 
-Package-private helpers of lib.data's loaders.
+Package-private helpers of lib.data (its loaders and the gallery).
 """
 
 from __future__ import annotations
