@@ -91,11 +91,8 @@ def _file_matches(path: Path, file_hash: str | None) -> bool:
         return False
     if file_hash is None:
         return True
-    algo = hashlib.sha256() if len(file_hash) == 64 else hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            algo.update(chunk)
-    return algo.hexdigest() == file_hash
+        return hashlib.file_digest(f, "sha256" if len(file_hash) == 64 else "md5").hexdigest() == file_hash
 
 
 def _bundled_available() -> bool:

@@ -168,11 +168,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _unpickle(stream: io.BytesIO, storages: dict[str, _Storage]) -> Any:
