@@ -13,6 +13,7 @@ import streamlit as st
 
 from lib.common.errors import HeadLabError
 from lib.common.text import md_escape, md_message
+from lib.data.uploads import UPLOAD_PREFIX
 from lib.experiment import Experiment
 from lib.heads.config import (
     ACTIVATIONS,
@@ -39,7 +40,6 @@ log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
                "warning": ("orange", "Warning", ":material/warning:"),
                "error": ("red", "Mismatch", ":material/error:")}
-UPLOAD_PREFIX = "upload: "
 VIEWS = ("Curves", "Outputs before / after", "Confusion & calibration", "Export")
 
 
