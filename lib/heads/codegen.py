@@ -18,6 +18,7 @@ import textwrap
 from lib.backbones.features import single_tensor_cuts
 from lib.backbones.registry import DEFAULT_BACKBONE, get_spec
 from lib.common.errors import ConfigError
+from lib.data.csv_labels import FILENAME_COLUMNS
 from lib.heads.build import _KERNEL_CLASSES, _UNSEEDED
 from lib.heads.config import HeadConfig
 from lib.heads.pairings import target_format, verdict_for
@@ -333,9 +334,10 @@ print(f"Target {target_column!r}: {y.min():g} to {y.max():g}, mean {y.mean():g}"
                     "targets = np.argmax(y, axis=1).astype(np.int32).reshape(-1, 1)"),
     }[fmt]
     log_prior = "train_labels = y[train_index]  # for the log_prior bias\n" if config.bias_init()[0] == "log_prior" else ""
+    filename_columns = ", ".join(f'"{c}"' for c in FILENAME_COLUMNS)  # the names a Head Lab upload accepts
     return f'''
 # ---- Data: images plus labels.csv, like a Head Lab upload ------------------------------------
-FILENAME_COLUMNS = ("filename", "file", "file_name", "image", "path")
+FILENAME_COLUMNS = ({filename_columns})
 with open(os.path.join(DATA_DIR, "labels.csv"), newline="", encoding="utf-8-sig") as f:
     rows = list(csv.DictReader(f))
 filename_column = next(c for c in rows[0] if c.strip().lower() in FILENAME_COLUMNS)
