@@ -416,6 +416,7 @@ async def _drive_hostile(url: str, args, deadline: Deadline, mem: MemorySampler)
 
     n = args.sessions - 1
     args.sessions = n
+    built = await asyncio.to_thread(hostile.prepare)
     single, calm, _, _, _ = await _measure(lambda s: _ws_one_alone(url, s, args, deadline),
                                            lambda sessions: _ws_burst(url, sessions, args, deadline), args, mem)
     calm_done = [s.seconds for s in calm if s.seconds is not None]
@@ -426,7 +427,7 @@ async def _drive_hostile(url: str, args, deadline: Deadline, mem: MemorySampler)
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, timeout=60_000)
         try:
             stop = asyncio.Event()
-            attacker = asyncio.create_task(hostile.run(browser, url, stop))
+            attacker = asyncio.create_task(hostile.run(browser, url, stop, built))
             await asyncio.sleep(5)  # its first upload is being decoded when the class clicks Train
             rss_before = mem.peak_rss_kb
             sessions = [Session(i, seed=500 + i) for i in range(n)]
