@@ -63,7 +63,7 @@ def home() -> None:
     st.caption("Transfer learning needs pretrained weights. This is what this server has, decided without the internet.")
     _imports_ready()
     with st.spinner("Checking weights…"):
-        from lib.backbones import status_table
+        from lib.backbones.registry import status_table
 
         rows = status_table()
     st.dataframe(

@@ -37,7 +37,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from lib.experiment import Experiment
-    from lib.heads import parse_head_string
+    from lib.heads.config import parse_head_string
 
     exp = Experiment(task="binary", dataset="fashion", epochs=20,
                      heads=tuple(parse_head_string("binary", h) for h in HEADS))
@@ -79,8 +79,8 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=20)
 
-    from lib.data import load_dataset
-    from lib.training import train
+    from lib.data.loader import load_dataset
+    from lib.train.trainer import train
 
     data = load_dataset(exp.dataset, exp.task)
     train(exp.heads, data, epochs=exp.epochs)  # same warm-up as the page had

@@ -27,11 +27,12 @@ def main() -> int:
     args = p.parse_args()
     os.environ.setdefault("HEADLAB_CACHE", tempfile.mkdtemp(prefix="headlab-bench-"))
 
-    from lib.backbones import load_backbone
-    from lib.data import list_datasets, load_dataset
-    from lib.heads import default_head
-    from lib.metrics import primary_metric
-    from lib.training import train
+    from lib.backbones.registry import load_backbone
+    from lib.data.loader import load_dataset
+    from lib.data.samples import list_datasets
+    from lib.heads.config import default_head
+    from lib.train.metrics import primary_metric
+    from lib.train.trainer import train
 
     pretrained = load_backbone("mobilenet_v2", args.size, "auto")
     random = load_backbone("mobilenet_v2", args.size, "random")

@@ -5,7 +5,7 @@ slot one sweep after another; the only way to beat that on 2 cores is to share w
 sessions. This measures the idea on the `fashion` sample (GAP features of the bundled MobileNetV2
 at 96 px, cached): K sigmoid heads, each with its own weights and batch order, trained 20 epochs as
 one graph (batched einsum, Keras's own loss and Adam on the stacked variables), against the app's
-engine (`lib.training.train`) training the same K heads one graph per head, in the same run. The
+engine (`lib.train.trainer.train`) training the same K heads one graph per head, in the same run. The
 engine's time includes its per-epoch metrics and bookkeeping for every head, which a stacked version
 in the app would still pay and this prototype leaves out: read the ratio as an upper bound.
 
@@ -73,10 +73,10 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from lib.backbones import load_backbone
-    from lib.data import load_sample
-    from lib.heads import parse_head_string
-    from lib.training import MAX_HEADS, train
+    from lib.backbones.registry import load_backbone
+    from lib.data.samples import load_sample
+    from lib.heads.config import parse_head_string
+    from lib.train.trainer import MAX_HEADS, train
 
     data = load_sample("fashion", "binary")
     bb = load_backbone("mobilenet_v2", 96, "auto")
@@ -86,7 +86,7 @@ def main() -> int:
     engine = sum(train(heads[i:i + MAX_HEADS], data, epochs=args.epochs, seed=1, loaded=bb).timing["training_seconds"]
                  for i in range(0, len(heads), MAX_HEADS))  # a sweep holds at most MAX_HEADS
 
-    from lib.features import find_cut, get_features
+    from lib.backbones.features import find_cut, get_features
 
     feats = get_features(bb, find_cut(bb.model, 0), data).features.mean(axis=(1, 2))
     x_tr, x_va = tf.constant(feats[~data.is_val]), tf.constant(feats[data.is_val])

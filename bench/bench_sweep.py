@@ -2,7 +2,7 @@
 
 (a) the articles: for each configuration build backbone + head and `model.fit` it (frozen base),
     so the backbone runs again every epoch;
-(b) Head Lab: backbone features computed once (and cached), all heads trained by `lib.training.train`.
+(b) Head Lab: backbone features computed once (and cached), all heads trained by `lib.train.trainer.train`.
 
 Both run without shuffling so their losses can be compared epoch by epoch; the script fails if they
 differ by more than the stated tolerance. Prints the speed-up ratios (targets: ≥30× including the
@@ -48,13 +48,14 @@ def main() -> int:
     args = p.parse_args()
     os.environ["HEADLAB_CACHE"] = tempfile.mkdtemp(prefix="headlab-bench-")  # a cold cache for (b)
 
-    from lib import data as datalib
-    from lib.backbones import load_backbone
-    from lib.heads import parse_head_string
-    from lib.reference import fit_full_model, preprocessed_images
-    from lib.training import train
+    from lib.backbones.registry import load_backbone
+    from lib.data.loader import load_dataset
+    from lib.data.samples import default_dataset
+    from lib.heads.config import parse_head_string
+    from lib.train.reference import fit_full_model, preprocessed_images
+    from lib.train.trainer import train
 
-    data = datalib.load_dataset(args.dataset or datalib.default_dataset(args.task), args.task)
+    data = load_dataset(args.dataset or default_dataset(args.task), args.task)
     configs = [parse_head_string(args.task, s) for s in HEADS[args.task]]
     bb = load_backbone("mobilenet_v2", args.size, "auto")
     print(f"data: {data.dataset} ({len(data.images)} images, {int((~data.is_val).sum())} train), "

@@ -82,7 +82,7 @@ UPLOADS: list[tuple[str, str, Callable[[], bytes]]] = [
 def links() -> list[tuple[str, str]]:
     """(name, query) of the links that once held the only training slot for hours, or injected Markdown."""
     from lib.experiment import Experiment
-    from lib.heads import parse_head_string
+    from lib.heads.config import parse_head_string
 
     def query(exp: Experiment, **extra: str) -> str:
         return urllib.parse.urlencode({**exp.to_query(), **extra}, doseq=True)

@@ -179,7 +179,7 @@ def wait_healthy(url: str, server: subprocess.Popen, seconds: float = 120, where
 
 def _query(heads: int, epochs: int, seed: int) -> str:
     from lib.experiment import Experiment
-    from lib.heads import parse_head_string
+    from lib.heads.config import parse_head_string
 
     exp = Experiment(task="binary", dataset="fashion", epochs=epochs, seed=seed,
                      heads=tuple(parse_head_string("binary", h) for h in HEADS[:heads]))

@@ -39,7 +39,7 @@ async def _session(url: str, i: int, epochs: int) -> bool:
     from streamlit.proto.Alert_pb2 import Alert
 
     from lib.experiment import Experiment
-    from lib.heads import parse_head_string
+    from lib.heads.config import parse_head_string
 
     heads = tuple(parse_head_string("binary", f"activation={ACTIVATIONS[(i + k) % 5]},units={1 + (i + k) % 3},"
                                               f"hidden={8 * (1 + i % 4)}:relu") for k in range(3))

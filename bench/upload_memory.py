@@ -3,7 +3,7 @@
     .venv/bin/python bench/upload_memory.py [--sessions 3]
 
 Builds a zip of 5,000 PNGs of 256x256 px (one size, so the loader would keep it), loads it with
-`lib.uploads.handle_upload` once per "session", keeps each like the Data page (`keep_upload`), then
+`lib.data.uploads.handle_upload` once per "session", keeps each like the Data page (`keep_upload`), then
 empties them as `SessionJanitor` does for ended sessions, printing the process's RSS at each step.
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
-from lib import uploads  # noqa: E402
+from lib.data import uploads  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from lib.errors import HeadLabError
-from lib.taskdata import TASKS
+from lib.common.errors import HeadLabError
+from lib.data.taskdata import TASKS
 
 HEAD_HELP = """\
 A head is comma-separated key=value pairs whose keys are HeadConfig's fields:
@@ -69,17 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args) -> int:
-    from lib import data as datalib
-    from lib.heads import default_head, parse_head_string
+    from lib.data.loader import load_dataset
+    from lib.data.samples import default_dataset
+    from lib.heads.config import default_head, parse_head_string
 
     heads = [parse_head_string(args.task, spec) for spec in args.head] or [default_head(args.task)]
-    dataset = args.dataset or datalib.default_dataset(args.task)
-    data = datalib.load_dataset(dataset, args.task)  # a bad dataset is refused before TensorFlow loads
+    dataset = args.dataset or default_dataset(args.task)
+    data = load_dataset(dataset, args.task)  # a bad dataset is refused before TensorFlow loads
 
-    from lib.backbones import DEFAULT_BACKBONE
-    from lib.diagnostics import annotate
-    from lib.results import sweep_to_dict
-    from lib.training import train
+    from lib.backbones.registry import DEFAULT_BACKBONE
+    from lib.report.results import sweep_to_dict
+    from lib.train.diagnostics import annotate
+    from lib.train.trainer import train
 
     def progress(event: dict) -> None:
         if args.quiet:
@@ -107,16 +108,16 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from lib import data as datalib
+    from lib.data.samples import list_datasets
 
-    for card in datalib.list_datasets():
+    for card in list_datasets():
         tasks = ", ".join(card["tasks"])
         print(f"{card['name']:<22} {card.get('n_images', '?'):>5} images  tasks: {tasks}  — {card.get('title', '')}")
     return 0
 
 
 def cmd_weights(args) -> int:
-    from lib import backbones
+    from lib.backbones import registry as backbones
 
     if args.action == "fetch":
         names = args.names or list(backbones.REGISTRY)
@@ -134,7 +135,7 @@ def cmd_weights(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from lib.pairings import table_rows
+    from lib.heads.pairings import table_rows
 
     n = args.outputs or (1 if args.task in ("binary", "regression") else 5)
     rows = table_rows(args.task, n)

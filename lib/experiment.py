@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from lib.backbones import DEFAULT_BACKBONE, REGISTRY
-from lib.errors import HeadLabError
-from lib.heads import HeadConfig, default_head
-from lib.taskdata import TASKS
+from lib.backbones.registry import DEFAULT_BACKBONE, REGISTRY
+from lib.common.errors import HeadLabError
+from lib.data.taskdata import TASKS
+from lib.heads.config import HeadConfig, default_head
 
 MAX_HEADS = 6
 MAX_EPOCHS = 200
@@ -43,7 +43,7 @@ class Experiment:
 
 def default_experiment(task: str = "binary") -> Experiment:
     """The textbook head on the default sample dataset for a task."""
-    from lib.data import default_dataset
+    from lib.data.samples import default_dataset
 
     return Experiment(task=task, dataset=default_dataset(task), heads=(default_head(task),))
 
@@ -80,7 +80,7 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[Experiment, list[
         notices.append(f"Unknown task '{str(task)[:40]}' in the link; using binary.")
         task = "binary"
     base = default_experiment(task)
-    from lib.data import list_datasets
+    from lib.data.samples import list_datasets
 
     sample_tasks = {card["name"]: card["tasks"] for card in list_datasets()}  # the dataset cards say
     dataset = single.get("ds", base.dataset)

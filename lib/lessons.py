@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.experiment import Experiment
-from lib.heads import HeadConfig, parse_head_string
-from lib.metrics import float_equal, probability_view
-from lib.training import SweepResult
+from lib.heads.config import HeadConfig, parse_head_string
+from lib.train.metrics import float_equal, probability_view
+from lib.train.trainer import SweepResult
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Data page: browse the sample datasets, or upload your own and check it was read as you meant.
 
-Layout only: what is shown is computed in lib/gallery.py (examples, captions, balance, facts)
-and lib/uploads.py (an upload from bytes to validated TaskData).
+Layout only: what is shown is computed in lib/data/gallery.py (examples, captions, balance, facts)
+and lib/data/uploads.py (an upload from bytes to validated TaskData).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import hashlib
 
 import streamlit as st
 
-from lib import gallery, uploads
-from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
-from lib.errors import DataError
-from lib.taskdata import TASKS, TaskData
-from lib.text import md_escape, md_message
+from lib.common.errors import DataError
+from lib.common.text import md_escape, md_message
+from lib.data import gallery, uploads
+from lib.data.limits import UploadLimits
+from lib.data.samples import dataset_card, list_datasets, load_sample
+from lib.data.taskdata import TASKS, TaskData
 from ui import sessions
 from ui.components import ensure_app_navigation, projector_css
 

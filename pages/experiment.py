@@ -6,13 +6,13 @@ import uuid
 
 import streamlit as st
 
-from lib.backbones import REGISTRY
-from lib.errors import HeadLabError
+from lib.backbones.registry import REGISTRY
+from lib.common.errors import HeadLabError
+from lib.common.text import md_message
+from lib.data.taskdata import TASKS
 from lib.experiment import MAX_EPOCHS, MAX_HEADS, Experiment, default_experiment, from_query
-from lib.heads import default_head
-from lib.pairings import verdict_for
-from lib.taskdata import TASKS
-from lib.text import md_message
+from lib.heads.config import default_head
+from lib.heads.pairings import verdict_for
 from ui.components import (
     clear_head_keys,
     dataset_options,
@@ -91,7 +91,7 @@ except HeadLabError as e:
     st.stop()
 n_outputs = data.n_outputs
 
-from lib.backbones import status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
+from lib.backbones.registry import status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
 
 w_status = weights_status(backbone, size)
 st.caption(f"Weights: **{w_status}** — {status_advice(w_status)} · Data: {len(data.images)} images, "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib.data import load_sample
+from lib.common.text import md_escape
+from lib.data.samples import load_sample
+from lib.heads.pairings import verdict_for
 from lib.lessons import LESSONS, get_lesson
-from lib.pairings import verdict_for
-from lib.text import md_escape
 from ui.components import (
     ensure_app_navigation,
     keep_keras_state,

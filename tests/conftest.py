@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from lib.taskdata import TaskData  # noqa: E402
+from lib.data.taskdata import TaskData  # noqa: E402
 
 
 def rendered(markdown: str) -> tuple[str, str]:
@@ -95,7 +95,7 @@ def toy():
 @pytest.fixture(scope="session")
 def tiny_backbone():
     """The bundled pretrained MobileNetV2 at 64 px (session-wide; tests never train it in place)."""
-    from lib.backbones import BUNDLED, load_backbone
+    from lib.backbones.registry import BUNDLED, load_backbone
 
     bb = load_backbone(TEST_BACKBONE["backbone"], TEST_BACKBONE["input_size"], TEST_BACKBONE["weights"])
     assert bb.weights == BUNDLED, "the ImageNet weights package is missing: run `make test` to install it"

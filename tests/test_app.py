@@ -8,8 +8,8 @@ import pytest
 from conftest import visible
 from streamlit.testing.v1 import AppTest
 
-from lib.heads import default_head
-from lib.pairings import verdict_for
+from lib.heads.config import default_head
+from lib.heads.pairings import verdict_for
 
 TIMEOUT = 240
 

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from lib import backbones
-from lib.errors import BackboneError
+from lib.backbones import registry as backbones
+from lib.common.errors import BackboneError
 
 
 @pytest.fixture

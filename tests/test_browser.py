@@ -188,7 +188,7 @@ def test_experiment_train_change_and_train_again(server, browser):
     import urllib.parse
 
     from lib.experiment import Experiment
-    from lib.heads import default_head
+    from lib.heads.config import default_head
 
     exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=3, seed=5,
                      heads=(default_head("binary"), default_head("binary", activation="softmax", units=1)))
@@ -238,7 +238,7 @@ def test_a_session_that_closes_mid_training_leaves_the_queue_working(server):
     from streamlit.proto.Alert_pb2 import Alert
 
     from lib.experiment import Experiment
-    from lib.heads import default_head
+    from lib.heads.config import default_head
 
     def link(seed: int) -> str:
         exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=40, seed=seed,
@@ -279,7 +279,7 @@ def test_a_hostile_link_shows_text_and_fetches_nothing(server, browser):
     opens it sees the text itself, and their browser asks no other address for anything."""
     import urllib.parse
 
-    from lib.heads import default_head
+    from lib.heads.config import default_head
 
     probe = "http://hl-probe.invalid"  # never resolves; any request to it, or a link to it, is the leak
     image, login = f"![t]({probe}/t.png)", f"[Session expired - log in]({probe}/login)"

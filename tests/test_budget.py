@@ -1,7 +1,7 @@
 """The server's budget: limits from the environment, the estimate before training, refusals, the time
 budget per Train, the byte-bounded pool of traced heads, and a disk cache that holds sample data only.
 
-lib.budget is imported inside the tests, so that each test fails on its own on code without it.
+lib.common.budget, lib.train.cost and lib.backbones.profile are imported inside the tests, so that each test fails on its own on code without it.
 """
 
 import itertools
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import toy_data
 
-from lib.errors import ConfigError
-from lib.features import cache_path, compute_features, find_cut, get_features
-from lib.heads import default_head, parse_head_string
-from lib.paths import cache_dir
-from lib.training import make_optimizer, train
+from lib.backbones.features import cache_path, compute_features, find_cut, get_features
+from lib.common.errors import ConfigError
+from lib.common.paths import cache_dir
+from lib.heads.config import default_head, parse_head_string
+from lib.train.trainer import make_optimizer, train
 
 
 def heads(task, *specs):
@@ -30,7 +30,7 @@ def disk_bytes() -> int:
 @pytest.fixture(scope="module")
 def mobilenet_299():
     """MobileNetV2's architecture at 299 px (the estimate reads shapes only: no weights needed)."""
-    from lib import mobilenet_port
+    from lib.backbones import mobilenet_port
 
     return SimpleNamespace(model=mobilenet_port.build_mobilenetv2_symmetric((299, 299, 3), include_top=False),
                            size=299)
@@ -39,7 +39,7 @@ def mobilenet_299():
 # ---- limits ------------------------------------------------------------------------------------------
 
 def test_a_teacher_sets_limits_in_the_environment_and_bad_values_keep_the_defaults():
-    from lib.budget import ENV, Budget
+    from lib.common.budget import ENV, Budget
 
     b = Budget.from_env({"HEADLAB_MAX_TRAIN_SECONDS": "30", "HEADLAB_MAX_PARAMS": "5_000_000",
                          "HEADLAB_MAX_MEMORY_MB": "512", "HEADLAB_MAX_GMACS": "abc", "HEADLAB_POOL_MB": "-1",
@@ -63,8 +63,8 @@ def test_a_teacher_sets_limits_in_the_environment_and_bad_values_keep_the_defaul
     "unfrozen=30,pooling=flatten,units=7,optimizer=adamw",
 ])
 def test_estimated_parameters_and_optimizer_state_are_what_keras_builds(toy, tiny_backbone, spec):
-    from lib.budget import estimate
-    from lib.head_model import build_head
+    from lib.heads.build import build_head
+    from lib.train.cost import estimate
 
     config = parse_head_string("multiclass", spec)
     data = toy("multiclass")
@@ -88,7 +88,7 @@ def test_estimated_parameters_and_optimizer_state_are_what_keras_builds(toy, tin
 def test_estimated_multiply_adds_match_tensorflows_own_count(tiny_backbone, toy):
     import tensorflow as tf
 
-    from lib.budget import estimate
+    from lib.train.cost import estimate
 
     profiler = pytest.importorskip("tensorflow.python.profiler.model_analyzer")
     options = pytest.importorskip("tensorflow.python.profiler.option_builder")
@@ -107,7 +107,7 @@ def test_estimated_multiply_adds_match_tensorflows_own_count(tiny_backbone, toy)
 
 def _largest_sizes():
     """Every backbone at its largest offered input size (features, memory and compute only grow with it)."""
-    from lib.backbones import REGISTRY
+    from lib.backbones.registry import REGISTRY
 
     return [(name, spec.sizes()[-1]) for name, spec in REGISTRY.items()]
 
@@ -115,11 +115,12 @@ def _largest_sizes():
 def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_run():
     import keras
 
-    from lib import mobilenet_port
-    from lib.backbones import REGISTRY, _keras_constructor, load_backbone
-    from lib.budget import Budget, check, estimate
-    from lib.data import list_datasets, load_sample
+    from lib.backbones import mobilenet_port
+    from lib.backbones.registry import REGISTRY, _keras_constructor, load_backbone
+    from lib.common.budget import Budget
+    from lib.data.samples import list_datasets, load_sample
     from lib.lessons import LESSONS
+    from lib.train.cost import check, estimate
 
     budget = Budget()
     for lesson in LESSONS:
@@ -152,8 +153,9 @@ def test_the_defaults_let_every_lesson_and_every_sample_dataset_at_every_size_ru
 
 
 def test_hostile_links_are_refused_with_one_line_each_naming_the_limit(mobilenet_299):
-    from lib.budget import Budget, check, estimate
-    from lib.data import load_sample
+    from lib.common.budget import Budget
+    from lib.data.samples import load_sample
+    from lib.train.cost import check, estimate
 
     budget = Budget()
     data = load_sample("fashion", "multiclass")
@@ -178,7 +180,7 @@ def test_hostile_links_are_refused_with_one_line_each_naming_the_limit(mobilenet
 
 
 def test_train_refuses_an_over_budget_sweep_before_extracting_anything(toy, tiny_backbone, monkeypatch):
-    import lib.training as T
+    import lib.train.trainer as T
 
     def no_extraction(*args, **kwargs):
         raise AssertionError("features were extracted for a sweep that is refused")
@@ -196,7 +198,7 @@ def test_train_refuses_an_over_budget_sweep_before_extracting_anything(toy, tiny
 # ---- the time budget per Train -----------------------------------------------------------------------
 
 def test_the_time_budget_stops_between_epochs_and_keeps_what_was_trained(toy, tiny_backbone, monkeypatch):
-    import lib.training as T
+    import lib.train.trainer as T
 
     cfgs = heads("binary", "learning_rate=0.01", "hidden=8:relu,learning_rate=0.01")
     data = toy("binary")
@@ -235,7 +237,7 @@ def test_cancelled_stops_after_the_current_epoch(toy, tiny_backbone):
 
 def test_the_pool_of_traced_heads_stays_within_its_bytes_and_never_keeps_a_head_bigger_than_it(
         toy, tiny_backbone, monkeypatch):
-    import lib.training as T
+    import lib.train.trainer as T
 
     def held_bytes(compiled) -> int:  # counted here from the variables, not from the pool's own figure
         return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
@@ -262,7 +264,7 @@ def test_heads_let_go_are_freed_and_tensorflow_keeps_no_trace_of_them(toy, tiny_
 
     from tensorflow.python.framework import ops
 
-    import lib.training as T
+    import lib.train.trainer as T
 
     made = []
 
@@ -285,7 +287,7 @@ def test_heads_let_go_are_freed_and_tensorflow_keeps_no_trace_of_them(toy, tiny_
 # ---- the feature cache on disk: sample data only, within its bytes ------------------------------------
 
 def test_an_upload_trained_with_every_layer_unfrozen_leaves_nothing_on_disk(tiny_backbone, monkeypatch, tmp_path):
-    import lib.training as T
+    import lib.train.trainer as T
 
     class NoWholeBackboneTrace(T._HeadRunner):
         """Tracing the whole backbone's gradient graph takes 30 s and writes nothing; its features (the
@@ -312,7 +314,7 @@ def test_an_upload_trained_with_every_layer_unfrozen_leaves_nothing_on_disk(tiny
 
 
 def test_sample_datasets_are_the_data_cached_on_disk():
-    from lib.data import load_sample
+    from lib.data.samples import load_sample
 
     assert load_sample("shapes", "multilabel").cache_on_disk
     plain = toy_data("binary", n=8)
@@ -349,7 +351,7 @@ def test_the_disk_cache_keeps_within_its_bytes_least_recently_used_out(tiny_back
 
 
 def test_extraction_batches_bounded_in_memory_give_the_same_features(tiny_backbone, mobilenet_299):
-    from lib.budget import MAX_EXTRACTION_BATCH, extraction_batch
+    from lib.backbones.profile import MAX_EXTRACTION_BATCH, extraction_batch
 
     top = len(mobilenet_299.model.layers) - 1
     assert extraction_batch(tiny_backbone.model, len(tiny_backbone.model.layers) - 1) == MAX_EXTRACTION_BATCH

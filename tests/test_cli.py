@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lib.cli import main
-from lib.metrics import float_equal
+from lib.train.metrics import float_equal
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.backbones import REGISTRY
-from lib.codegen import keras_script, log_prior_code, script_filename
-from lib.errors import ConfigError
-from lib.head_model import log_prior_bias
-from lib.heads import (
+from lib.backbones.registry import REGISTRY
+from lib.common.errors import ConfigError
+from lib.data.taskdata import TASKS
+from lib.heads.build import log_prior_bias
+from lib.heads.codegen import keras_script, log_prior_code, script_filename
+from lib.heads.config import (
     ACTIVATIONS,
     LABEL_FORMATS,
     LOSSES,
@@ -29,8 +30,7 @@ from lib.heads import (
     HeadConfig,
     default_head,
 )
-from lib.pairings import unit_choices, verdict_for
-from lib.taskdata import TASKS
+from lib.heads.pairings import unit_choices, verdict_for
 
 N_IMAGES = 24
 SIZE = 32
@@ -204,8 +204,8 @@ def test_hidden_dropout_unfrozen_uses_head_labs_cut(runs):
     out = _ok(runs, "finetune")
     m = CUT_RE.search(out)
     assert m, out
-    from lib.backbones import load_backbone
-    from lib.features import find_cut
+    from lib.backbones.features import find_cut
+    from lib.backbones.registry import load_backbone
 
     cut = find_cut(load_backbone("mobilenet_v2", SIZE, "random").model, 20)
     assert (int(m.group(1)), int(m.group(2)), m.group(3)) == (cut.unfrozen_layers, 20, cut.layer_name)

@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lib import gallery, uploads
-from lib.data import UploadLimits, dataset_card, list_datasets, load_sample
-from lib.taskdata import TASKS, TaskData
-from lib.text import md_escape, md_message
+from lib.common.text import md_escape, md_message
+from lib.data import gallery, uploads
+from lib.data.limits import UploadLimits
+from lib.data.samples import dataset_card, list_datasets, load_sample
+from lib.data.taskdata import TASKS, TaskData
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "data.py")
 SAMPLE_PAIRS = [(c["name"], t) for c in list_datasets() for t in c["tasks"]]
@@ -177,11 +178,11 @@ def test_page_passes_a_cancel_check_and_frees_the_upload_when_the_session_ends(
 def test_page_says_which_upload_the_session_budget_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import functools
 
-    from lib import data as datalib
+    from lib.data import limits
 
     monkeypatch.setenv("HEADLAB_CACHE", str(tmp_path / "cache"))
     one = 15 * 10 * 12 * 3  # the first upload's images, in bytes
-    monkeypatch.setattr(datalib, "UploadLimits", functools.partial(UploadLimits, max_session_bytes=one + 100))
+    monkeypatch.setattr(limits, "UploadLimits", functools.partial(UploadLimits, max_session_bytes=one + 100))
     at = page().run()
     at.radio(key="upload_task").set_value("multiclass")
     at.file_uploader(key="upload_zip").upload("My pets.zip", class_zip({"cat": 6, "dog": 5, "fox": 4}), "application/zip")

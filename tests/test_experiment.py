@@ -3,7 +3,7 @@
 import pytest
 
 from lib.experiment import MAX_HEADS, Experiment, from_query
-from lib.heads import default_head
+from lib.heads.config import default_head
 
 
 def test_query_round_trip_keeps_everything():

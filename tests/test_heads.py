@@ -2,8 +2,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.errors import ConfigError
-from lib.heads import (
+from lib.common.errors import ConfigError
+from lib.data.taskdata import TASKS
+from lib.heads.config import (
     ACTIVATIONS,
     LABEL_FORMATS,
     LOSSES,
@@ -13,7 +14,6 @@ from lib.heads import (
     default_head,
     parse_head_string,
 )
-from lib.taskdata import TASKS
 
 initializers = st.sampled_from(["glorot_uniform", "he_normal", "zeros", "random_normal(stddev=10)",
                                 "random_uniform(minval=-2;maxval=3)", "constant(value=0.5)", "orthogonal(gain=2)"])

@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import data, uploads
-from lib.data import UploadLimits, extract_zip, load_dataset, load_folder
-from lib.errors import DataError
-from lib.paths import REPO_ROOT
+from lib.common.errors import DataError
+from lib.common.paths import REPO_ROOT
+from lib.data import csv_labels, decoding, loader, uploads
+from lib.data.archive import extract_zip
+from lib.data.limits import UploadLimits
+from lib.data.loader import load_dataset, load_folder
 
 DEFAULT = UploadLimits()
 
@@ -86,13 +88,13 @@ def upload(tmp_path: Path, files: dict[str, bytes | None], task: str, **kw) -> u
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every image actually decoded (header reads are not decodes)."""
     calls: list[str] = []
-    real = data._decode
+    real = decoding._decode
 
     def spy(im, size):
         calls.append(getattr(im, "filename", "?"))
         return real(im, size)
 
-    monkeypatch.setattr(data, "_decode", spy)
+    monkeypatch.setattr(decoding, "_decode", spy)
     return calls
 
 
@@ -120,7 +122,7 @@ def test_a_million_labels_are_refused_before_any_array_is_built(tmp_path: Path, 
     # reading labels long before that.
     built = []
     real = np.array
-    monkeypatch.setattr(data.np, "array", lambda obj, *a, **k: built.append(len(obj)) or real(obj, *a, **k))
+    monkeypatch.setattr(csv_labels.np, "array", lambda obj, *a, **k: built.append(len(obj)) or real(obj, *a, **k))
     rows = [f"images/im{i}.png," + ";".join(f"{i}x{j}" for j in range(12_000)) for i in range(8)]
     with pytest.raises(DataError, match="at most 100 labels"):
         load(tmp_path, csv_files("filename,labels\n" + "\n".join(rows), 8), "multilabel")
@@ -166,7 +168,7 @@ def test_jpeg_pixels_count_at_their_reduced_decode_scale(tmp_path: Path) -> None
 
 def test_the_time_budget_is_checked_inside_the_decode_loop(tmp_path: Path, monkeypatch, decodes) -> None:
     # A clock that jumps past the budget once 3 images are decoded: no timing, no CPU-speed dependence.
-    monkeypatch.setattr(data, "_clock", lambda: 0.0 if len(decodes) < 3 else 1e9)
+    monkeypatch.setattr("lib.data.limits._clock", lambda: 0.0 if len(decodes) < 3 else 1e9)
     outcome = upload(tmp_path, classes({"a": 8, "b": 8}), "binary")
     assert outcome.data is None
     assert f"more than {DEFAULT.max_seconds:g} s" in outcome.message and "fewer or smaller" in outcome.message
@@ -445,9 +447,9 @@ def test_every_image_with_its_own_label_still_gets_validation_images(tmp_path: P
 
 
 def test_the_split_always_has_training_and_validation_images() -> None:
-    paths = [data.PurePosixPath(f"im{i}.png") for i in range(6)]
+    paths = [loader.PurePosixPath(f"im{i}.png") for i in range(6)]
     y = np.eye(6, dtype=np.float32)  # every image its own label: every stratum has one member
-    is_val = data.stratified_split("multilabel", paths, y)
+    is_val = loader.stratified_split("multilabel", paths, y)
     assert 1 <= is_val.sum() <= 5
 
 
@@ -469,7 +471,7 @@ def test_a_failed_or_interrupted_load_leaves_no_extraction_folder(tmp_path: Path
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "load_folder", interrupted)
+    monkeypatch.setattr(loader, "load_folder", interrupted)
     zpath.write_bytes(zip_bytes(classes({"cat": 3, "dog": 3})))
     with pytest.raises(KeyboardInterrupt):
         load_dataset(zpath, "binary", work_dir=tmp_path / "work")

@@ -2,11 +2,11 @@
 
 import pytest
 
-from lib.data import load_dataset
-from lib.diagnostics import annotate
+from lib.data.loader import load_dataset
+from lib.heads.pairings import verdict_for
 from lib.lessons import LESSONS, get_lesson
-from lib.pairings import verdict_for
-from lib.training import train
+from lib.train.diagnostics import annotate
+from lib.train.trainer import train
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.id for lesson in LESSONS])

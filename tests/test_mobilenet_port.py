@@ -17,10 +17,10 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from lib import mobilenet_port as mp
-from lib import torch_checkpoint as tc
-from lib.errors import BackboneError
-from lib.paths import SAMPLE_DATA
+from lib.backbones import mobilenet_port as mp
+from lib.backbones import torch_checkpoint as tc
+from lib.common.errors import BackboneError
+from lib.common.paths import SAMPLE_DATA
 
 CAT_CLASSES = {281: "tabby", 282: "tiger cat", 285: "Egyptian cat"}
 ESPRESSO = 967

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lib.heads import HeadConfig
-from lib.pairings import LEVELS, PROBLEMS, all_combinations, judge, table_rows, verdict_for
+from lib.heads.config import HeadConfig
+from lib.heads.pairings import LEVELS, PROBLEMS, all_combinations, judge, table_rows, verdict_for
 
 N_OUT = {"binary": 1, "multiclass": 5, "multilabel": 4, "regression": 1}
 

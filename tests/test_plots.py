@@ -10,11 +10,15 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from lib import plots as P
-from lib.diagnostics import annotate
-from lib.heads import HeadConfig, parse_head_string
-from lib.metrics import float_equal
-from lib.training import train
+from lib.heads.config import HeadConfig, parse_head_string
+from lib.report.base import COMPACT_CHARS, HEIGHT, run_colors
+from lib.report.confusion import confusion_matrix, reliability_diagram
+from lib.report.curves import MAJORITY_TEXT, grad_norm_curves, loss_curves, metric_curves
+from lib.report.html_report import comparison_figures, html_report
+from lib.report.outputs import output_histograms, output_sum_histogram
+from lib.train.diagnostics import annotate
+from lib.train.metrics import float_equal
+from lib.train.trainer import train
 
 EVIL = "<script>alert('x')</script> & co"
 DIVERGE = "optimizer=sgd,learning_rate=10,kernel_initializer=random_normal(stddev=100)"
@@ -64,20 +68,20 @@ def test_the_sweeps_hold_the_cases_under_test(sweeps):
 
 
 def test_run_colors_are_stable_and_distinct():
-    assert P.run_colors(12) == P.run_colors(20)[:12]
-    assert len(set(P.run_colors(12))) == 12
-    assert P.run_colors(3) == P.run_colors(12)[:3]
-    assert P.run_colors(13)[12] == P.run_colors(1)[0]
+    assert run_colors(12) == run_colors(20)[:12]
+    assert len(set(run_colors(12))) == 12
+    assert run_colors(3) == run_colors(12)[:3]
+    assert run_colors(13)[12] == run_colors(1)[0]
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_loss_curves_draw_train_and_validation_per_trained_run(sweeps, task):
     sweep = sweeps[task]
-    fig = P.loss_curves(sweep)
+    fig = loss_curves(sweep)
     trained = _trained(sweep)
     assert len(fig.data) == 2 * len(trained)
     assert [t.line.dash for t in fig.data] == ["solid"] * len(trained) + ["dash"] * len(trained)
-    colors = P.run_colors(len(sweep.runs))
+    colors = run_colors(len(sweep.runs))
     idx = [i for i, r in enumerate(sweep.runs) if r.status != "error"]
     assert [t.line.color for t in fig.data[:len(trained)]] == [colors[i] for i in idx]
     for t in fig.data:
@@ -86,9 +90,9 @@ def test_loss_curves_draw_train_and_validation_per_trained_run(sweeps, task):
     # drawn in half a page's width: legend under the plot, subtitle wrapped, and the extra room they take
     # is added to the figure, so the plot itself keeps the height of a full-width chart's
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
-    assert all(len(line) <= P.COMPACT_CHARS for line in fig.layout.title.subtitle.text.split("<br>"))
+    assert all(len(line) <= COMPACT_CHARS for line in fig.layout.title.subtitle.text.split("<br>"))
     m = fig.layout.margin
-    assert fig.layout.height - m.t - m.b == P.HEIGHT - 70 - 26 - 4 - 60
+    assert fig.layout.height - m.t - m.b == HEIGHT - 70 - 26 - 4 - 60
     assert "solid" in fig.layout.title.text and "dashed" in fig.layout.title.text
 
 
@@ -96,7 +100,7 @@ def test_diverged_run_is_named_cut_short_and_marked(sweeps):
     sweep = sweeps["regression"]
     bad = sweep.runs[1]
     k = bad.diverged_epoch
-    fig = P.loss_curves(sweep)
+    fig = loss_curves(sweep)
     names = [t.name for t in fig.data]
     assert f"{bad.label} #2 (diverged @ {k})" in names  # two runs share 'linear + MSE': numbered
     train_trace = next(t for t in fig.data if "diverged" in t.name and t.line.dash == "solid")
@@ -106,11 +110,11 @@ def test_diverged_run_is_named_cut_short_and_marked(sweeps):
     assert any(s.type == "line" and s.x0 == k for s in fig.layout.shapes)
     assert f"diverged @ {k}" in _texts(fig)
     # the MAE spans 20+ decades once it diverges: the metric chart switches to a log axis
-    assert P.metric_curves(sweep).layout.yaxis.type == "log"
+    assert metric_curves(sweep).layout.yaxis.type == "log"
 
 
 def test_log_scale_loss_keeps_only_positive_finite_points(sweeps):
-    fig = P.loss_curves(sweeps["regression"], log_y=True)
+    fig = loss_curves(sweeps["regression"], log_y=True)
     assert fig.layout.yaxis.type == "log"
     assert len(fig.data) == 6
     for t in fig.data:
@@ -121,7 +125,7 @@ def test_log_scale_loss_keeps_only_positive_finite_points(sweeps):
 def test_refused_run_has_no_curve_but_is_named(sweeps):
     sweep = sweeps["multiclass"]
     refused = sweep.runs[1]
-    for fig in (P.loss_curves(sweep), P.metric_curves(sweep), P.grad_norm_curves(sweep)):
+    for fig in (loss_curves(sweep), metric_curves(sweep), grad_norm_curves(sweep)):
         assert all(refused.label not in t.name for t in fig.data)
         assert "Not trained" in _texts(fig) and refused.label in _texts(fig)
 
@@ -129,13 +133,13 @@ def test_refused_run_has_no_curve_but_is_named(sweeps):
 @pytest.mark.parametrize("task", TASKS)
 def test_metric_curves_show_the_primary_metric_and_the_majority_floor(sweeps, task):
     sweep = sweeps[task]
-    fig = P.metric_curves(sweep)
+    fig = metric_curves(sweep)
     assert len(fig.data) == len(_trained(sweep))
     key = {"binary": "val_accuracy", "multiclass": "val_accuracy", "multilabel": "val_exact_match",
            "regression": "val_mae"}[task]
     first = _trained(sweep)[0]
     np.testing.assert_allclose(fig.data[0].y, first.history[key])
-    floor = [a for a in fig.layout.annotations if P.MAJORITY_TEXT in (a.text or "")]
+    floor = [a for a in fig.layout.annotations if MAJORITY_TEXT in (a.text or "")]
     if task in ("binary", "multiclass"):
         assert len(floor) == 1
         rate = np.bincount(sweep.y_val.astype(int)).max() / len(sweep.y_val)
@@ -147,7 +151,7 @@ def test_metric_curves_show_the_primary_metric_and_the_majority_floor(sweeps, ta
 
 @pytest.mark.parametrize("task", TASKS)
 def test_grad_norm_curves_are_log_scaled(sweeps, task):
-    fig = P.grad_norm_curves(sweeps[task])
+    fig = grad_norm_curves(sweeps[task])
     assert fig.layout.yaxis.type == "log"
     assert len(fig.data) == len(_trained(sweeps[task]))
     for t in fig.data:
@@ -158,7 +162,7 @@ def test_binary_histograms_split_by_true_class_in_probability_space(sweeps):
     sweep = sweeps["binary"]
     n_val = len(sweep.y_val)
     for i in (0, 2):  # sigmoid, and linear logits converted to probabilities
-        fig = P.output_histograms(sweep, i)
+        fig = output_histograms(sweep, i)
         titles = _texts(fig)
         assert "before training (epoch 0)" in titles and "after training (epoch 3)" in titles
         for col in (1, 2):
@@ -169,7 +173,7 @@ def test_binary_histograms_split_by_true_class_in_probability_space(sweeps):
             assert values.min() >= 0 and values.max() <= 1
         assert tuple(fig.layout.xaxis.range) == tuple(fig.layout.xaxis2.range) == (-0.02, 1.02)
     # the logits head: what is drawn is sigmoid(raw output)
-    fig = P.output_histograms(sweep, 2)
+    fig = output_histograms(sweep, 2)
     raw = sweep.runs[2].snapshots[3][:, 0]
     after = np.sort(np.concatenate([np.asarray(t.x, dtype=float) for t in fig.data if _col(t) == 2]))
     np.testing.assert_allclose(after, np.sort(1 / (1 + np.exp(-raw))), rtol=1e-6)
@@ -177,14 +181,14 @@ def test_binary_histograms_split_by_true_class_in_probability_space(sweeps):
 
 def test_multiclass_and_multilabel_histograms(sweeps):
     mc = sweeps["multiclass"]
-    fig = P.output_histograms(mc, 0)
+    fig = output_histograms(mc, 0)
     names = {t.name for t in fig.data}
     assert names == {"unit of the true class", "units of the other classes"}
     after = [t for t in fig.data if _col(t) == 2]
     n_val, k = len(mc.y_val), len(mc.label_names)
     assert sorted(len(t.x) for t in after) == [n_val, n_val * (k - 1)]
     ml = sweeps["multilabel"]
-    fig = P.output_histograms(ml, 0)
+    fig = output_histograms(ml, 0)
     titles = _texts(fig)
     for label in ml.label_names:  # one row per label
         assert f"after training (epoch 3) — {label}" in titles
@@ -194,14 +198,14 @@ def test_multiclass_and_multilabel_histograms(sweeps):
 
 def test_regression_outputs_are_a_scatter_against_the_diagonal(sweeps):
     sweep = sweeps["regression"]
-    fig = P.output_histograms(sweep, 0)
+    fig = output_histograms(sweep, 0)
     diag = [t for t in fig.data if t.name.startswith("perfect prediction")]
     assert len(diag) == 2 and list(diag[0].x) == list(diag[0].y)
     points = [t for t in fig.data if t.name == "validation images"]
     np.testing.assert_allclose(points[1].y, sweep.runs[0].snapshots[3][:, 0], rtol=1e-6)
     np.testing.assert_allclose(points[1].x, sweep.y_val, rtol=1e-6)
     # the diverged run: only finite predictions are drawn, and its last snapshot is the default
-    fig = P.output_histograms(sweep, 1)
+    fig = output_histograms(sweep, 1)
     bad = sweep.runs[1]
     assert f"after training (epoch {bad.diverged_epoch})" in _texts(fig)
     for t in fig.data:
@@ -210,23 +214,23 @@ def test_regression_outputs_are_a_scatter_against_the_diagonal(sweeps):
 
 def test_an_epoch_can_be_chosen_and_the_nearest_snapshot_is_used(sweeps):
     sweep = sweeps["binary"]
-    assert "after training (epoch 1)" in _texts(P.output_histograms(sweep, 0, epoch=1))
-    assert "after training (epoch 3)" in _texts(P.output_histograms(sweep, 0, epoch=40))
+    assert "after training (epoch 1)" in _texts(output_histograms(sweep, 0, epoch=1))
+    assert "after training (epoch 3)" in _texts(output_histograms(sweep, 0, epoch=40))
 
 
 def test_softmax_over_one_unit_sums_to_one(sweeps):
     sweep = sweeps["binary"]
-    fig = P.output_sum_histogram(sweep, 1)
+    fig = output_sum_histogram(sweep, 1)
     assert len(fig.data) == 2
     for t in fig.data:
         x = np.asarray(t.x, dtype=float)
         assert len(x) == len(sweep.y_val) and np.all(float_equal(x, 1.0))  # 0.99999994 with Eigen kernels
     assert "every image: 1" in _texts(fig)
     # a sigmoid multilabel head's sums spread out
-    ml = P.output_sum_histogram(sweeps["multilabel"], 0)
+    ml = output_sum_histogram(sweeps["multilabel"], 0)
     assert np.ptp(np.asarray(ml.data[1].x, dtype=float)) > 0.5
     # a multilabel softmax head: every row sums to 1 as well
-    ml_soft = P.output_sum_histogram(sweeps["multilabel"], 1)
+    ml_soft = output_sum_histogram(sweeps["multilabel"], 1)
     np.testing.assert_allclose(np.asarray(ml_soft.data[1].x, dtype=float), 1.0, atol=1e-5)
 
 
@@ -234,7 +238,7 @@ def test_softmax_over_one_unit_sums_to_one(sweeps):
 def test_confusion_matrix_counts_every_validation_image(sweeps, task):
     sweep = sweeps[task]
     for i, run in enumerate(sweep.runs):
-        fig = P.confusion_matrix(sweep, i)
+        fig = confusion_matrix(sweep, i)
         if run.status == "error":
             assert not fig.data and "refused" in _texts(fig)
             continue
@@ -248,33 +252,33 @@ def test_confusion_matrix_counts_every_validation_image(sweeps, task):
 
 def test_softmax_over_one_unit_fills_one_column(sweeps):
     # its output is always 1.0 > 0.5: every image is called the positive class
-    z = np.asarray(P.confusion_matrix(sweeps["binary"], 1).data[0].z)
+    z = np.asarray(confusion_matrix(sweeps["binary"], 1).data[0].z)
     assert z[:, 0].sum() == 0 and z[:, 1].sum() == len(sweeps["binary"].y_val)
 
 
 def test_confusion_matrix_only_for_single_label_tasks(sweeps):
     for task in ("multilabel", "regression"):
-        fig = P.confusion_matrix(sweeps[task], 0)
+        fig = confusion_matrix(sweeps[task], 0)
         assert not fig.data and "binary and multiclass" in _texts(fig)
 
 
 def test_reliability_diagram(sweeps):
     binary = sweeps["binary"]
-    fig = P.reliability_diagram(binary, 0)
+    fig = reliability_diagram(binary, 0)
     diag, points = fig.data
     assert list(diag.x) == [0, 1] and list(diag.y) == [0, 1]
     assert int(np.sum(points.customdata)) == len(binary.y_val)
     assert np.all((np.asarray(points.x) >= 0) & (np.asarray(points.x) <= 1))
     assert np.all((np.asarray(points.y) >= 0) & (np.asarray(points.y) <= 1))
     ml = sweeps["multilabel"]  # every (image, label) pair pooled
-    fig = P.reliability_diagram(ml, 0)
+    fig = reliability_diagram(ml, 0)
     assert int(np.sum(fig.data[1].customdata)) == ml.y_val.size
-    assert "calibration applies to classification" in _texts(P.reliability_diagram(sweeps["regression"], 0)).lower()
+    assert "calibration applies to classification" in _texts(reliability_diagram(sweeps["regression"], 0)).lower()
 
 
 def test_per_run_figures_survive_a_refused_run(sweeps):
     sweep = sweeps["multiclass"]
-    for fn in (P.output_histograms, P.output_sum_histogram, P.confusion_matrix, P.reliability_diagram):
+    for fn in (output_histograms, output_sum_histogram, confusion_matrix, reliability_diagram):
         fig = fn(sweep, 1)
         assert isinstance(fig, go.Figure) and not fig.data
         assert "refused" in _texts(fig)
@@ -289,22 +293,22 @@ def test_a_run_with_nothing_finite_draws_empty_curves_and_says_so(sweeps):
                       snapshots={0: np.full_like(run.snapshots[0], nan), 1: np.full_like(run.snapshots[0], np.inf)},
                       final={"val_loss": nan, "val_accuracy": None})
     sweep = replace(base, runs=[wrecked, run])
-    fig = P.loss_curves(sweep)
+    fig = loss_curves(sweep)
     assert len(fig.data) == 4 and len(fig.data[0].x) == 0
     assert "No finite value to draw: sigmoid + BCE #1 (diverged @ 1)" in _texts(fig)
-    for fn in (P.metric_curves, P.grad_norm_curves):
+    for fn in (metric_curves, grad_norm_curves):
         assert isinstance(fn(sweep), go.Figure)
-    assert "NaN/inf" in _texts(P.output_histograms(sweep, 0))
-    assert "NaN/inf" in _texts(P.confusion_matrix(sweep, 0))
-    assert "NaN/inf" in _texts(P.reliability_diagram(sweep, 0))
-    assert isinstance(P.output_sum_histogram(sweep, 0), go.Figure)
-    assert "diverged @ 1" in P.html_report(sweep)
+    assert "NaN/inf" in _texts(output_histograms(sweep, 0))
+    assert "NaN/inf" in _texts(confusion_matrix(sweep, 0))
+    assert "NaN/inf" in _texts(reliability_diagram(sweep, 0))
+    assert isinstance(output_sum_histogram(sweep, 0), go.Figure)
+    assert "diverged @ 1" in html_report(sweep)
 
 
 def test_twelve_runs_get_twelve_colours_and_unique_names(sweeps):
     base = sweeps["binary"]
     sweep = replace(base, runs=[base.runs[0]] * 12)
-    fig = P.loss_curves(sweep)
+    fig = loss_curves(sweep)
     solid = [t for t in fig.data if t.line.dash == "solid"]
     assert len({t.line.color for t in solid}) == 12
     assert len({t.name for t in solid}) == 12
@@ -313,7 +317,7 @@ def test_twelve_runs_get_twelve_colours_and_unique_names(sweeps):
 @pytest.mark.parametrize("task", TASKS)
 def test_comparison_figures_in_a_fixed_order(sweeps, task):
     sweep = sweeps[task]
-    figs = P.comparison_figures(sweep)
+    figs = comparison_figures(sweep)
     keys = list(figs)
     assert keys[:3] == ["Loss", "Validation metric", "Gradient norm"]
     assert all(isinstance(f, go.Figure) for f in figs.values())
@@ -327,17 +331,17 @@ def test_comparison_figures_in_a_fixed_order(sweeps, task):
                     "multilabel": ["outputs", "output sums", "calibration"],
                     "regression": ["outputs"]}[task]
         assert [k.rsplit(" — ", 1)[1] for k in per_run] == expected
-    assert list(P.comparison_figures(sweep)) == keys  # deterministic
+    assert list(comparison_figures(sweep)) == keys  # deterministic
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_html_report_is_self_contained_and_complete(sweeps, task):
     sweep = sweeps[task]
-    page = P.html_report(sweep)
+    page = html_report(sweep)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert page.count("plotly.js v") == 1  # the bundle's banner: inlined exactly once
     assert not re.search(r"<script[^>]*\ssrc=", page)  # nothing fetched from elsewhere
-    assert page.count('class="plotly-graph-div"') == len(P.comparison_figures(sweep))
+    assert page.count('class="plotly-graph-div"') == len(comparison_figures(sweep))
     for value in (sweep.dataset, sweep.task, sweep.backbone, sweep.weights, sweep.backend, sweep.keras_version):
         assert html.escape(str(value)) in page
     for run in sweep.runs:
@@ -353,23 +357,23 @@ def test_html_report_is_self_contained_and_complete(sweeps, task):
 
 def test_html_report_escapes_user_text(sweeps):
     sweep = sweeps["binary"]
-    page = P.html_report(sweep, title="A <b>bold</b> title")
+    page = html_report(sweep, title="A <b>bold</b> title")
     assert "<script>alert" not in page
     assert html.escape(EVIL) in page
     assert "<title>A &lt;b&gt;bold&lt;/b&gt; title</title>" in page
     # inside figures the name is escaped for plotly's HTML-like labels too
-    fig = P.loss_curves(sweep)
+    fig = loss_curves(sweep)
     assert any(t.name.startswith("&lt;script&gt;") for t in fig.data)
 
 
 def test_every_figure_carries_the_template_even_if_plotly_default_changes(monkeypatch):
     import plotly.io as pio
 
-    from lib import plots
+    from lib.report import base
 
-    white = pio.templates[plots.TEMPLATE].layout.to_plotly_json()
-    fig = plots._message_figure("t", "m")
+    white = pio.templates[base.TEMPLATE].layout.to_plotly_json()
+    fig = base._message_figure("t", "m")
     assert fig.layout.template.layout.to_plotly_json() == white
     monkeypatch.setattr(pio.templates, "default", "plotly_dark")
-    fig = plots._message_figure("t", "m")
+    fig = base._message_figure("t", "m")
     assert fig.layout.template.layout.to_plotly_json() == white

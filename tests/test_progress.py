@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lib.progress import RedrawThrottle
+from lib.serve.progress import RedrawThrottle
 
 
 class FakeClock:

@@ -10,9 +10,9 @@ from conftest import toy_data
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from lib.diagnostics import annotate
-from lib.errors import ConfigError
-from lib.heads import (
+from lib.common.errors import ConfigError
+from lib.data.taskdata import TASKS
+from lib.heads.config import (
     ACTIVATIONS,
     BIAS_INITIALIZERS,
     HIDDEN_ACTIVATIONS,
@@ -26,9 +26,9 @@ from lib.heads import (
     parse_head_string,
     parse_hidden,
 )
-from lib.results import sweep_to_dict
-from lib.taskdata import TASKS
-from lib.training import train
+from lib.report.results import sweep_to_dict
+from lib.train.diagnostics import annotate
+from lib.train.trainer import train
 
 FAST = dict(deadline=None, derandomize=True, database=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

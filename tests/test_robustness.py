@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from conftest import toy_data
 
-from lib.backbones import REGISTRY
-from lib.errors import ConfigError
+from lib.backbones.features import cache_path, find_cut, get_features
+from lib.backbones.registry import REGISTRY
+from lib.common.errors import ConfigError
+from lib.common.paths import STALE_TMP_SECONDS
 from lib.experiment import Experiment, from_query
-from lib.features import cache_path, find_cut, get_features
-from lib.heads import HeadConfig, default_head
-from lib.jobs import TrainingGate
-from lib.paths import STALE_TMP_SECONDS
-from lib.training import train
+from lib.heads.config import HeadConfig, default_head
+from lib.serve.gate import TrainingGate
+from lib.train.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,16 +38,16 @@ from pathlib import Path
 from conftest import toy_data, TEST_BACKBONE
 os.environ["HEADLAB_CACHE"] = sys.argv[1]  # importing conftest forced its own; use the test's
 marker = Path(sys.argv[2])
-import lib.paths
+import lib.common.paths
 real_replace = os.replace
 def slow_replace(src, dst):
     if "features" in str(dst):
         marker.write_text(str(src))
         time.sleep(120)
     return real_replace(src, dst)
-lib.paths.os.replace = slow_replace
-from lib.backbones import load_backbone
-from lib.features import find_cut, get_features
+lib.common.paths.os.replace = slow_replace
+from lib.backbones.registry import load_backbone
+from lib.backbones.features import find_cut, get_features
 bb = load_backbone(TEST_BACKBONE["backbone"], TEST_BACKBONE["input_size"], TEST_BACKBONE["weights"])
 get_features(bb, find_cut(bb.model, 0), toy_data("binary", n=24, seed=4242))
 print("finished without being killed")
@@ -122,7 +122,7 @@ BAD_CALLS = [
     (["--head", "kernel_initializer=lecun_banana"], "unknown initializer 'lecun_banana'"),
     (["--head", "bias_initializer=random_normal(stddev=1;spread=2)"], "got 'spread'"),
     (["--head", "hidden=64:swish"], "unknown hidden layer activation 'swish'"),
-    # valid, but over the server's budget (lib/budget.py): refused before any feature is extracted
+    # valid, but over the server's budget (lib/common/budget.py): refused before any feature is extracted
     (["--head", "pooling=flatten,hidden=4096:relu;4096:relu;4096:relu;4096:relu"], "(HEADLAB_MAX_PARAMS)"),
     (["--head", "optimizer=lbfgs"], "unknown optimizer 'lbfgs'"),
     (["--seed", "1.5"], "invalid int value: '1.5'"),

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import data
-from lib.errors import DataError
-from lib.paths import REPO_ROOT, SAMPLE_DATA
-from lib.taskdata import TASKS
+from lib.common.errors import DataError
+from lib.common.paths import REPO_ROOT, SAMPLE_DATA
+from lib.data import loader, samples
+from lib.data.taskdata import TASKS
 
-CLAIMS = [(c["name"], task) for c in data.list_datasets() for task in c["tasks"]]
+CLAIMS = [(c["name"], task) for c in samples.list_datasets() for task in c["tasks"]]
 
 
 def _script():
@@ -37,7 +37,7 @@ def _pixels_digest(folder: Path) -> str:
 
 
 def test_the_samples_cover_every_task_with_a_real_photo_dataset():
-    cards = data.list_datasets()
+    cards = samples.list_datasets()
     assert {"fashion", "shapes"} <= {c["name"] for c in cards}
     assert {task for c in cards for task in c["tasks"]} == set(TASKS)
     assert any(c["kind"] == "photo" for c in cards) and any(c["kind"] == "synthetic" for c in cards)
@@ -49,18 +49,18 @@ def test_the_samples_cover_every_task_with_a_real_photo_dataset():
 
 
 def test_default_dataset_prefers_photos():
-    assert data.default_dataset("multiclass") == "fashion"
-    assert data.default_dataset("binary") == "fashion"
-    assert data.default_dataset("regression") == "shapes"
-    assert data.default_dataset("multilabel") == "shapes"
+    assert samples.default_dataset("multiclass") == "fashion"
+    assert samples.default_dataset("binary") == "fashion"
+    assert samples.default_dataset("regression") == "shapes"
+    assert samples.default_dataset("multilabel") == "shapes"
     with pytest.raises(DataError, match="Unknown task 'ranking'"):
-        data.default_dataset("ranking")
+        samples.default_dataset("ranking")
 
 
 @pytest.mark.parametrize(("name", "task"), CLAIMS)
 def test_every_claimed_task_loads(name, task):
-    card = data.dataset_card(name)
-    td = data.load_sample(name, task)
+    card = samples.dataset_card(name)
+    td = samples.load_sample(name, task)
     n = card["n_images"]
     h, w = card["image_size"]
     assert td.images.shape == (n, h, w, 3) and td.images.dtype == np.uint8
@@ -83,51 +83,51 @@ def test_every_claimed_task_loads(name, task):
 
 
 def test_task_shapes_of_the_synthetic_set():
-    multiclass = data.load_sample("shapes", "multiclass")
+    multiclass = samples.load_sample("shapes", "multiclass")
     assert len(multiclass.label_names) >= 5
-    multilabel = data.load_sample("shapes", "multilabel")
+    multilabel = samples.load_sample("shapes", "multilabel")
     per_image = multilabel.y.sum(axis=1)
     assert len(multilabel.label_names) >= 3
     assert (per_image >= 2).mean() > 0.4  # many images have several labels at once
-    regression = data.load_sample("shapes", "regression")
+    regression = samples.load_sample("shapes", "regression")
     assert regression.unit == "px"
     assert regression.y.min() < 100 and regression.y.max() > 1000  # natural units, far beyond [0, 1]
 
 
 def test_fashion_is_ten_classes_of_grayscale_photos_as_rgb():
-    td = data.load_sample("fashion", "multiclass")
+    td = samples.load_sample("fashion", "multiclass")
     assert len(td.label_names) == 10
     assert (td.images[..., 0] == td.images[..., 2]).all()  # channels replicated
     assert any("RGB" in note for note in td.notes)
-    binary = data.load_sample("fashion", "binary")
+    binary = samples.load_sample("fashion", "binary")
     assert binary.label_names == ("other clothing", "footwear")
     footwear = {td.label_names.index(k) for k in ("Sandal", "Sneaker", "Ankle boot")}
     assert (binary.y == np.isin(td.y, list(footwear))).all()
 
 
 def test_split_is_fixed_and_shared_by_tasks():
-    first = data.load_sample("shapes", "binary")
-    data._sample_table.cache_clear()
-    again = data.load_sample("shapes", "binary")
+    first = samples.load_sample("shapes", "binary")
+    samples._sample_table.cache_clear()
+    again = samples.load_sample("shapes", "binary")
     assert first.fingerprint == again.fingerprint
-    assert (data.load_sample("shapes", "regression").is_val == first.is_val).all()
+    assert (samples.load_sample("shapes", "regression").is_val == first.is_val).all()
     assert abs(first.is_val.mean() - 0.25) < 0.02
 
 
 def test_sample_images_are_read_only():
-    td = data.load_sample("shapes", "binary")
+    td = samples.load_sample("shapes", "binary")
     with pytest.raises(ValueError):
         td.images[0, 0, 0, 0] = 1
 
 
 def test_unknown_names_and_missing_tasks_say_what_exists():
     with pytest.raises(DataError, match="no sample dataset 'cifar'.*fashion, shapes"):
-        data.load_sample("cifar", "binary")
+        samples.load_sample("cifar", "binary")
     with pytest.raises(DataError, match="'fashion' has no regression task; it has: binary, multiclass"):
-        data.load_sample("fashion", "regression")
+        samples.load_sample("fashion", "regression")
     with pytest.raises(DataError, match="neither a sample dataset"):
-        data.load_dataset("no-such-thing", "binary")
-    assert data.load_dataset("shapes", "regression").dataset == "shapes"
+        loader.load_dataset("no-such-thing", "binary")
+    assert loader.load_dataset("shapes", "regression").dataset == "shapes"
 
 
 def test_sample_data_stays_small():
@@ -146,7 +146,7 @@ def test_regenerating_shapes_reproduces_the_committed_files(tmp_path):
 
 
 def test_shape_labels_match_the_drawing():
-    from lib import shapes
+    from lib.data import shapes
 
     images, rows = shapes.generate(n=20, seed=3)
     for image, row in zip(images, rows, strict=True):

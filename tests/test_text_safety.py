@@ -16,11 +16,11 @@ import pytest
 from conftest import rendered
 from streamlit.testing.v1 import AppTest
 
-from lib import sweep_cache
-from lib.heads import HeadConfig, default_head
-from lib.results import history_rows, spreadsheet_safe
-from lib.taskdata import TaskData
-from lib.text import clean_name, md_escape, md_message
+from lib.common.text import clean_name, md_escape, md_message
+from lib.data.taskdata import TaskData
+from lib.heads.config import HeadConfig, default_head
+from lib.report.results import history_rows, spreadsheet_safe
+from lib.serve import sweep_cache
 
 TIMEOUT = 240
 HOSTILE = [
@@ -57,7 +57,7 @@ def test_names_lose_newlines_and_direction_overrides():
 
 
 def test_csv_export_cells_never_start_a_formula(toy, tiny_backbone):
-    from lib.training import train
+    from lib.train.trainer import train
 
     evil = '=HYPERLINK("http://127.0.0.1:9","Click")'
     assert spreadsheet_safe(evil) == "'" + evil and spreadsheet_safe("sigmoid + BCE") == "sigmoid + BCE"

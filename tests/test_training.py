@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from lib.diagnostics import annotate
-from lib.features import cache_path, find_cut, get_features, single_tensor_cuts
-from lib.heads import parse_head_string
-from lib.metrics import float_equal
-from lib.reference import fit_full_model
-from lib.training import train
+from lib.backbones.features import cache_path, find_cut, get_features, single_tensor_cuts
+from lib.heads.config import parse_head_string
+from lib.train.diagnostics import annotate
+from lib.train.metrics import float_equal
+from lib.train.reference import fit_full_model
+from lib.train.trainer import train
 
 
 def heads(task, *specs):
@@ -133,8 +133,8 @@ def test_reference_fit_leaves_the_shared_backbone_trainable_flags_alone(toy, tin
 
 
 def test_fine_tuning_clones_train_even_when_the_shared_layers_are_frozen(toy, tiny_backbone):
-    from lib.features import find_cut
-    from lib.head_model import build_head
+    from lib.backbones.features import find_cut
+    from lib.heads.build import build_head
 
     cut = find_cut(tiny_backbone.model, 12)
     layers = tiny_backbone.model.layers[cut.index + 1:]
@@ -178,7 +178,7 @@ def test_history_and_snapshots_have_the_promised_shape(toy, tiny_backbone):
 
 
 def test_feature_tensors_stay_in_memory_between_sweeps_per_pooling(toy, tiny_backbone, monkeypatch):
-    import lib.training as T
+    import lib.train.trainer as T
 
     monkeypatch.setattr(T, "_MEMORY", T._TensorMemory(64 * 2**20))
     reads = []
@@ -198,7 +198,7 @@ def test_feature_tensors_stay_in_memory_between_sweeps_per_pooling(toy, tiny_bac
 def test_tensor_memory_keeps_within_its_budget_least_recently_used_out():
     import tensorflow as tf
 
-    from lib.training import _TensorMemory
+    from lib.train.trainer import _TensorMemory
 
     mem = _TensorMemory(budget_bytes=3 * 400)  # room for three 100-float entries
     entry = {k: (tf.zeros((100,)),) for k in "abcd"}

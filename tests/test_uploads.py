@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import data
-from lib.data import UploadLimits, extract_zip, load_dataset, load_folder
-from lib.errors import DataError
+from lib.common.errors import DataError
+from lib.data.archive import extract_zip
+from lib.data.limits import UploadLimits
+from lib.data.loader import load_dataset, load_folder
 
 # ---------------------------------------------------------------- builders
 
@@ -443,4 +444,4 @@ def test_too_many_images(tmp_path):
 def test_limits_are_frozen():
     with pytest.raises(AttributeError):
         UploadLimits().max_files = 10  # type: ignore[misc]
-    assert data.UploadLimits().max_image_pixels == 40_000_000
+    assert UploadLimits().max_image_pixels == 40_000_000

@@ -11,10 +11,11 @@ import uuid
 
 import streamlit as st
 
-from lib import plots
-from lib.errors import HeadLabError
+from lib.common.errors import HeadLabError
+from lib.common.text import md_escape, md_message
+from lib.data.uploads import UPLOAD_PREFIX
 from lib.experiment import Experiment
-from lib.heads import (
+from lib.heads.config import (
     ACTIVATIONS,
     BIAS_INITIALIZERS,
     HIDDEN_ACTIVATIONS,
@@ -27,15 +28,18 @@ from lib.heads import (
     format_initializer,
     parse_hidden,
 )
-from lib.pairings import Verdict
-from lib.progress import RedrawThrottle
-from lib.text import md_escape, md_message
+from lib.heads.pairings import Verdict
+from lib.report.base import run_names
+from lib.report.confusion import confusion_matrix, reliability_diagram
+from lib.report.curves import grad_norm_curves, loss_curves, metric_curves
+from lib.report.html_report import html_report
+from lib.report.outputs import output_histograms, output_sum_histogram
+from lib.serve.progress import RedrawThrottle
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
                "warning": ("orange", "Warning", ":material/warning:"),
                "error": ("red", "Mismatch", ":material/error:")}
-UPLOAD_PREFIX = "upload: "
 VIEWS = ("Curves", "Outputs before / after", "Confusion & calibration", "Export")
 
 
@@ -102,21 +106,21 @@ def session_id() -> str:
 # ---- shared, read-only resources (one copy per server process) -----------------------------------
 @st.cache_resource(show_spinner=False)
 def shared_backbone(name: str, size: int):
-    from lib.backbones import load_backbone
+    from lib.backbones.registry import load_backbone
 
     return load_backbone(name, size, "auto")
 
 
 @st.cache_resource(show_spinner=False)
 def shared_sample(name: str, task: str):
-    from lib.data import load_sample
+    from lib.data.samples import load_sample
 
     return load_sample(name, task)
 
 
 def dataset_options(task: str) -> list[str]:
     """Sample datasets with this task, then this session's uploads for it."""
-    from lib.data import list_datasets
+    from lib.data.samples import list_datasets
 
     names = [c["name"] for c in list_datasets() if task in c["tasks"]]
     uploads = st.session_state.get("user_data", {})
@@ -228,10 +232,10 @@ def train_with_progress(exp: Experiment, key: str):
 
     Returns the SweepResult, or None after showing an actionable error.
     """
-    from lib import sweep_cache
-    from lib.diagnostics import annotate
-    from lib.jobs import gate
-    from lib.training import train
+    from lib.serve import sweep_cache
+    from lib.serve.gate import gate
+    from lib.train.diagnostics import annotate
+    from lib.train.trainer import train
 
     status = st.empty()
     bar = st.progress(0.0, text="Waiting for a training slot…")
@@ -299,9 +303,9 @@ def _chart(fig, key: str) -> None:
 
 def render_results(sweep, key: str) -> None:
     """Everything about a finished sweep: verdicts, curves, outputs, exports."""
-    from lib.results import history_rows
+    from lib.report.results import history_rows
 
-    names = plots.run_names(sweep)
+    names = run_names(sweep)
     if sweep.notes:
         for note in sweep.notes:
             st.info(md_message(note))
@@ -334,22 +338,22 @@ def render_results(sweep, key: str) -> None:
     if view == VIEWS[0] or view is None:
         c1, c2 = st.columns(2)
         with c1:
-            _chart(plots.loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
+            _chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
         with c2:
-            _chart(plots.metric_curves(sweep), f"{key}-metric")
-        _chart(plots.grad_norm_curves(sweep), f"{key}-grad")
+            _chart(metric_curves(sweep), f"{key}-metric")
+        _chart(grad_norm_curves(sweep), f"{key}-grad")
         if len(sweep.runs) > 1 and st.toggle("One loss chart per head", key=f"{key}-split"):
             per_row = st.columns(min(3, len(sweep.runs)))
             for i, run in enumerate(sweep.runs):
                 with per_row[i % len(per_row)]:
                     single = dataclasses.replace(sweep, runs=[run])
-                    _chart(plots.loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
+                    _chart(loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
     elif view == VIEWS[1]:
         for i in range(len(sweep.runs)):
             st.markdown(f"#### {i + 1}. {md_escape(names[i])}")
             # full width each: the before/after panels need the room to stay readable when projected
-            _chart(plots.output_histograms(sweep, i), f"{key}-hist-{i}")
-            _chart(plots.output_sum_histogram(sweep, i), f"{key}-sum-{i}")
+            _chart(output_histograms(sweep, i), f"{key}-hist-{i}")
+            _chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
     elif view == VIEWS[2]:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
@@ -358,16 +362,16 @@ def render_results(sweep, key: str) -> None:
                 c1, c2 = st.columns(2)
                 with c1:
                     if sweep.task != "multilabel":
-                        _chart(plots.confusion_matrix(sweep, i), f"{key}-cm-{i}")
+                        _chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")
                 with c2:
-                    _chart(plots.reliability_diagram(sweep, i), f"{key}-rel-{i}")
+                    _chart(reliability_diagram(sweep, i), f"{key}-rel-{i}")
     else:
         import pandas as pd
 
         st.download_button("Download run history (CSV)", pd.DataFrame(history_rows(sweep)).to_csv(index=False),
                            file_name="headlab_history.csv", mime="text/csv", key=f"{key}-csv")
         if st.button("Prepare HTML report", key=f"{key}-prep"):
-            st.session_state[f"{key}-report"] = plots.html_report(sweep)
+            st.session_state[f"{key}-report"] = html_report(sweep)
         if f"{key}-report" in st.session_state:
             st.download_button("Download HTML report", st.session_state[f"{key}-report"],
                                file_name="headlab_report.html", mime="text/html", key=f"{key}-html")
@@ -377,7 +381,7 @@ def render_results(sweep, key: str) -> None:
 
 
 def _headline_metric(sweep, run) -> tuple[str, str] | None:
-    from lib.metrics import primary_metric
+    from lib.train.metrics import primary_metric
 
     name = primary_metric(sweep.task)
     value = run.final.get(name)
@@ -390,7 +394,7 @@ def _headline_metric(sweep, run) -> tuple[str, str] | None:
 
 def _keras_code(sweep, run) -> str:
     try:
-        from lib.codegen import keras_script
+        from lib.heads.codegen import keras_script
     except ImportError:
         return "# code export is not available in this build"
     return keras_script(run.config, backbone=sweep.backbone, input_size=sweep.input_size, n_outputs=sweep.n_outputs,

@@ -16,8 +16,8 @@ import streamlit as st
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from lib import uploads
-from lib.taskdata import TaskData
+from lib.data import uploads
+from lib.data.taskdata import TaskData
 
 
 def current_id() -> str | None:
@@ -34,7 +34,7 @@ def is_connected(session_id: str) -> bool:
 
 
 def ended_check() -> Callable[[], bool]:
-    """`cancelled` for lib.uploads.handle_upload: has this session ended? (Safe from any thread.)"""
+    """`cancelled` for lib.data.uploads.handle_upload: has this session ended? (Safe from any thread.)"""
     sid = current_id()
     if sid is None:
         return lambda: False

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.backbones import LoadedBackbone
-from lib.budget import Budget, extraction_batch
-from lib.paths import atomic_write_bytes, cache_dir
-from lib.taskdata import TaskData
+from lib.backbones.profile import extraction_batch
+from lib.backbones.registry import LoadedBackbone
+from lib.common.budget import Budget
+from lib.common.paths import atomic_write_bytes, cache_dir
+from lib.data.taskdata import TaskData
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1

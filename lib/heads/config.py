@@ -9,9 +9,9 @@ import re
 import zlib
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from lib.errors import ConfigError
-from lib.taskdata import TASKS
-from lib.text import clean_name
+from lib.common.errors import ConfigError
+from lib.common.text import clean_name
+from lib.data.taskdata import TASKS
 
 ACTIVATIONS = ("softmax", "sigmoid", "linear", "relu", "tanh")
 HIDDEN_ACTIVATIONS = ("relu", "linear", "tanh", "sigmoid", "gelu", "elu")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from lib.diagnostics import output_summary
-from lib.training import SweepResult
+from lib.train.diagnostics import output_summary
+from lib.train.trainer import SweepResult
 
 
 def _clean(x):

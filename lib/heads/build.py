@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from lib.heads import HeadConfig
+from lib.heads.config import HeadConfig
 
 _KERNEL_CLASSES = {
     "glorot_uniform": "GlorotUniform", "glorot_normal": "GlorotNormal", "he_normal": "HeNormal",

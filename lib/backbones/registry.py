@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.errors import BackboneError
+from lib.common.errors import BackboneError
 
 BUNDLED = "imagenet (bundled)"
 CACHED = "imagenet (cached)"
@@ -91,16 +91,13 @@ def _file_matches(path: Path, file_hash: str | None) -> bool:
         return False
     if file_hash is None:
         return True
-    algo = hashlib.sha256() if len(file_hash) == 64 else hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            algo.update(chunk)
-    return algo.hexdigest() == file_hash
+        return hashlib.file_digest(f, "sha256" if len(file_hash) == 64 else "md5").hexdigest() == file_hash
 
 
 def _bundled_available() -> bool:
     try:
-        from lib import mobilenet_port
+        from lib.backbones import mobilenet_port
     except ImportError:
         return False
     return mobilenet_port.checkpoint_path() is not None
@@ -192,7 +189,7 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
     status = weights_status(name, size)
     note = ""
     if spec.bundled and status == BUNDLED:
-        from lib import mobilenet_port
+        from lib.backbones import mobilenet_port
 
         if weights == "random":  # the same architecture as the port, so only the weights differ
             full = mobilenet_port.build_mobilenetv2_symmetric((size, size, 3), include_top=False)

@@ -15,14 +15,15 @@ import inspect
 import re
 import textwrap
 
-from lib.backbones import DEFAULT_BACKBONE, get_spec
-from lib.errors import ConfigError
-from lib.features import single_tensor_cuts
-from lib.head_model import _KERNEL_CLASSES, _UNSEEDED
-from lib.heads import HeadConfig
-from lib.pairings import target_format, verdict_for
+from lib.backbones.features import single_tensor_cuts
+from lib.backbones.registry import DEFAULT_BACKBONE, get_spec
+from lib.common.errors import ConfigError
+from lib.data.csv_labels import FILENAME_COLUMNS
+from lib.heads.build import _KERNEL_CLASSES, _UNSEEDED
+from lib.heads.config import HeadConfig
+from lib.heads.pairings import target_format, verdict_for
 
-# The seed offsets lib.head_model.build_head gives each initializer, so the script starts from the
+# The seed offsets lib.heads.build.build_head gives each initializer, so the script starts from the
 # same weights Head Lab does for the same seed.
 HIDDEN_SEED_OFFSET = 101  # + layer index
 DROPOUT_SEED_OFFSET = 7
@@ -333,9 +334,10 @@ print(f"Target {target_column!r}: {y.min():g} to {y.max():g}, mean {y.mean():g}"
                     "targets = np.argmax(y, axis=1).astype(np.int32).reshape(-1, 1)"),
     }[fmt]
     log_prior = "train_labels = y[train_index]  # for the log_prior bias\n" if config.bias_init()[0] == "log_prior" else ""
+    filename_columns = ", ".join(f'"{c}"' for c in FILENAME_COLUMNS)  # the names a Head Lab upload accepts
     return f'''
 # ---- Data: images plus labels.csv, like a Head Lab upload ------------------------------------
-FILENAME_COLUMNS = ("filename", "file", "file_name", "image", "path")
+FILENAME_COLUMNS = ({filename_columns})
 with open(os.path.join(DATA_DIR, "labels.csv"), newline="", encoding="utf-8-sig") as f:
     rows = list(csv.DictReader(f))
 filename_column = next(c for c in rows[0] if c.strip().lower() in FILENAME_COLUMNS)
@@ -389,7 +391,7 @@ base = keras.applications.{spec.constructor}(
 
 
 # The generated script must run on its own, so it carries Head Lab's cut rule as source text taken
-# from lib/features.py itself (one definition, never a drifting copy).
+# from lib/backbones/features.py itself (one definition, never a drifting copy).
 _CUTS_SOURCE = inspect.getsource(single_tensor_cuts).rstrip()
 
 
@@ -426,7 +428,7 @@ x = base(inputs)
 
 
 def log_prior_code(config: HeadConfig, units: int, n_outputs: int) -> str:
-    """Python that sets `bias` from `train_labels` as lib.head_model.log_prior_bias does, or '' when
+    """Python that sets `bias` from `train_labels` as lib.heads.build.log_prior_bias does, or '' when
     the log-prior bias does not fit this many units (Head Lab then uses zeros)."""
     eps = LOG_PRIOR_EPS
     if config.task == "regression":

@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # A temp file this old was left by a writer that died (killed server, power cut): no live write
 # takes minutes, so the next write in the same folder removes it.
 STALE_TMP_SECONDS = 15 * 60

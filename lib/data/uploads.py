@@ -35,19 +35,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from lib.data import (
-    STOPPED,
-    UploadLimits,
-    UploadStopped,
-    Watch,
-    extract_zip,
-    find_root,
-    load_folder,
-)
-from lib.errors import DataError
-from lib.paths import cache_dir
-from lib.taskdata import TASKS, TaskData
-from lib.text import clean_name
+from lib.common.errors import DataError
+from lib.common.paths import cache_dir
+from lib.common.text import clean_name
+from lib.data.archive import extract_zip, find_root
+from lib.data.limits import STOPPED, UploadLimits, UploadStopped, Watch
+from lib.data.loader import load_folder
+from lib.data.taskdata import TASKS, TaskData
 
 log = logging.getLogger(__name__)
 

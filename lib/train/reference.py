@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib.backbones import LoadedBackbone
-from lib.features import find_cut
-from lib.head_model import build_head
-from lib.heads import HeadConfig
-from lib.taskdata import TaskData
-from lib.training import encode_targets, make_loss, make_optimizer
+from lib.backbones.features import find_cut
+from lib.backbones.registry import LoadedBackbone
+from lib.data.taskdata import TaskData
+from lib.heads.build import build_head
+from lib.heads.config import HeadConfig
+from lib.train.trainer import encode_targets, make_loss, make_optimizer
 
 
 def preprocessed_images(bb: LoadedBackbone, images: np.ndarray) -> np.ndarray:

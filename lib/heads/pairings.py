@@ -12,7 +12,14 @@ import itertools
 import os
 from dataclasses import dataclass
 
-from lib.heads import ACTIVATIONS, CE_LOSSES, LABEL_FORMATS, LOSSES, REGRESSION_LOSSES, HeadConfig
+from lib.heads.config import (
+    ACTIVATIONS,
+    CE_LOSSES,
+    LABEL_FORMATS,
+    LOSSES,
+    REGRESSION_LOSSES,
+    HeadConfig,
+)
 
 LEVELS = ("ok", "warning", "error")
 BCE, CCE, SCCE = CE_LOSSES

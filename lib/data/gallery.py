@@ -17,8 +17,9 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageOps
 
-from lib.taskdata import TaskData
-from lib.text import md_escape
+from lib.common.text import md_escape
+from lib.data.messages import _plural
+from lib.data.taskdata import TaskData
 
 THUMB_SIZE = 96
 TRAIN_COLOR = "#4c72b0"
@@ -47,10 +48,6 @@ def format_value(value: float, unit: str = "") -> str:
     else:
         text = f"{v:,.4g}" if abs(v) < 1e5 else f"{v:.3e}"
     return f"{text} {unit}".strip()
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def present_labels(data: TaskData, i: int) -> list[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib import metrics as M
-from lib.training import RunResult, SweepResult
+from lib.train import metrics as M
+from lib.train.trainer import RunResult, SweepResult
 
 BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, None)}
 SAT_TOL = 1e-3

@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lib import metrics as M
-from lib.backbones import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
-from lib.budget import ENV, Budget, check, estimate, parallel_heads
-from lib.errors import ConfigError
-from lib.features import Cut, cache_path, find_cut, get_features
-from lib.head_model import build_head, pooling_layer
-from lib.heads import HeadConfig
-from lib.pairings import Verdict, target_format, verdict_for
-from lib.taskdata import TaskData
+from lib.backbones.features import Cut, cache_path, find_cut, get_features
+from lib.backbones.registry import DEFAULT_BACKBONE, LoadedBackbone, load_backbone
+from lib.common.budget import ENV, Budget
+from lib.common.errors import ConfigError
+from lib.data.taskdata import TaskData
+from lib.heads.build import build_head, pooling_layer
+from lib.heads.config import HeadConfig
+from lib.heads.pairings import Verdict, target_format, verdict_for
+from lib.train import metrics as M
+from lib.train.cost import check, estimate, parallel_heads
 
 MAX_EPOCHS = 500
 MAX_HEADS = 12

@@ -2,30 +2,31 @@
 
 One participant's link could otherwise hold the only training slot for hours and fill the server's
 memory (a Flatten head of 2048 units at 299 px has 262 M weights: 4 GB with Adam's state). The limits
-live in `Budget` (a teacher sets them with environment variables); `estimate` predicts parameters,
-memory and multiply-adds of a sweep from layer shapes alone, in milliseconds, and `check` turns what
-is over a limit into one line a participant can act on. `lib.training.train` refuses before
-extracting anything.
-
-The defaults were chosen against measurements on the project's 2-core server (see each field).
+live in `Budget` (lib.common.budget: a teacher sets them with environment variables); `estimate`
+predicts parameters, memory and multiply-adds of a sweep from layer shapes alone
+(lib.backbones.profile), in milliseconds, and `check` turns what is over a limit into one line a
+participant can act on. `lib.train.trainer.train` refuses before extracting anything.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import threading
-import weakref
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from lib.heads import HeadConfig
-from lib.taskdata import TaskData
+from lib.backbones.features import find_cut
+from lib.backbones.profile import (
+    BYTES_PER_FLOAT,
+    LIVE_TENSORS,
+    elements,
+    extraction_batch,
+    layer_costs,
+)
+from lib.common.budget import ENV, Budget, count_text
+from lib.data.taskdata import TaskData
+from lib.heads.config import HeadConfig
 
-log = logging.getLogger(__name__)
-
-BYTES_PER_FLOAT = 4  # features, weights and optimizer slots are all float32
 # Optimizer slots per trainable weight, as Keras 3 builds them with Head Lab's settings (momentum 0
 # for SGD and RMSprop): Adam/AdamW keep two moments, RMSprop one average, plain SGD none.
 OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}
@@ -34,186 +35,16 @@ OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "rmsprop": 1, "sgd": 0}
 OPTIMIZER_MACS_PER_WEIGHT = 4
 # A backward pass costs about twice the forward one (gradients with respect to inputs and weights).
 TRAIN_PASS_FACTOR = 3
-# Activations of one extraction batch. At 299 px MobileNetV2's widest layer holds 8.6 MB per image, so
-# the old fixed batch of 64 took 1.7 GB for a moment; batches that fit 512 MB (19 images at 299 px, 64
-# from 128 px down, so the lessons' extraction is unchanged) give the same features (measured: equal
-# to the bit) about 10% slower at 299 px, and only once: sample features are then cached.
-EXTRACTION_BATCH_BYTES = 512 * 2**20
-MAX_EXTRACTION_BATCH = 64
-# An inference pass holds a layer's input, its output and at most one residual branch at a time.
-LIVE_TENSORS = 3
+
 # Tracing a head's training graph takes memory per backbone layer it trains: fitted to the first
 # Train's RSS growth on MobileNetV2 (whole base at 64 px: 954 MB measured, 553 MB without this term).
 TRACE_BYTES_PER_LAYER = 2 * 2**20
-
-ENV = {
-    "max_train_seconds": "HEADLAB_MAX_TRAIN_SECONDS",
-    "max_params": "HEADLAB_MAX_PARAMS",
-    "max_memory_mb": "HEADLAB_MAX_MEMORY_MB",
-    "max_gmacs": "HEADLAB_MAX_GMACS",
-    "pool_mb": "HEADLAB_POOL_MB",
-    "feature_memory_mb": "HEADLAB_FEATURE_MEMORY_MB",
-    "feature_cache_mb": "HEADLAB_FEATURE_CACHE_MB",
-}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The server's limits. `Budget.from_env()` reads a teacher's overrides (see `ENV`)."""
-
-    # Training time of one Train, checked between epochs. The slowest lesson (fine-tuning, the whole
-    # MobileNetV2 trainable at 64 px) trains in 43 s cold, 12 s warm, on the 2-core server: 180 s
-    # leaves it 4x headroom on a busier machine, and a 200-epoch link stops after 3 minutes, not 12 h.
-    max_train_seconds: float = 180.0
-    # Weights of one head (backbone layers it trains included). 25 M fits every backbone of the
-    # registry trained whole (ResNet50: 23.6 M) and Flatten + Dense(128) on MobileNetV2 at every size
-    # (16.4 M at 299 px), ten times the largest lesson head (2.3 M); it refuses Flatten + 2048 at
-    # 299 px (262 M) and four hidden layers of 4096 (55 M and more).
-    max_params: int = 25_000_000
-    # Peak memory of one Train: features, every head's weights, gradients and optimizer slots, the
-    # activations of the heads training at once. The server idles at 1.2 GB after 600 sessions
-    # (bench/soak.py), so one sweep at this limit keeps it near the 4 GB the README promises. The
-    # largest sweep that must pass, the default head on ResNet50 at 299 px on `fashion`, is estimated
-    # at 1.8 GB; the fine-tuning lesson at 1.0 GB (0.95 GB measured); the whole MobileNetV2 trained
-    # at 96 px at 1.5 GB (1.4 GB measured) passes, at 128 px (2.3 GB measured) it is refused.
-    max_memory_mb: float = 2048.0
-    # Multiply-adds of one Train, extraction and training, in billions. The largest sweep that must
-    # pass, the default head on VGG16 at 299 px on `fashion` (800 images), needs 21,500 G, nearly all
-    # of it extraction (7 minutes here, once: then it is cached). 30,000 G leaves it room to train
-    # and refuses links that would hold the only slot for an hour (this CPU does 10-50 G a second).
-    max_gmacs: float = 30_000.0
-    # Traced heads kept for reuse between Trains (weights + optimizer slots). The fine-tuning
-    # lesson's whole-backbone head is 27 MB, a frozen-base head a few kB: 256 MB keeps the lessons'
-    # heads warm and no longer lets three big heads hold 9 GB while the server idles.
-    pool_mb: float = 256.0
-    # Feature tensors kept in memory between Trains (every lesson's fit at 96 px in about 40 MB).
-    feature_memory_mb: float = 512.0
-    # Sample-data features cached on disk (uploads never are). Every lesson's entries take 190 MB,
-    # the largest single entry (ResNet50 at 299 px on `fashion`) 655 MB.
-    feature_cache_mb: float = 2048.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Budget:
-        """The defaults, overridden by positive numbers in the environment; bad values are logged, not fatal."""
-        environ = os.environ if environ is None else environ
-        values = {}
-        for f in fields(cls):
-            raw = environ.get(ENV[f.name])
-            if raw is None or not raw.strip():
-                continue
-            try:
-                value = float(raw.replace("_", ""))
-            except ValueError:
-                value = float("nan")
-            if not math.isfinite(value) or value <= 0:
-                log.warning("%s=%r is not a positive number; using the default %s", ENV[f.name], raw[:40], f.default)
-                continue
-            values[f.name] = value if f.type == "float" else int(value)
-        return cls(**values)
-
-    @property
-    def max_memory_bytes(self) -> int:
-        return int(self.max_memory_mb * 2**20)
-
-    @property
-    def pool_bytes(self) -> int:
-        return int(self.pool_mb * 2**20)
-
-    @property
-    def feature_memory_bytes(self) -> int:
-        return int(self.feature_memory_mb * 2**20)
-
-    @property
-    def feature_cache_bytes(self) -> int:
-        return int(self.feature_cache_mb * 2**20)
-
-    def describe(self) -> str:
-        """The limits in plain words, one per line, each with the variable that sets it."""
-        return "\n".join([
-            f"Each Train trains for at most {self.max_train_seconds:g} s ({ENV['max_train_seconds']}); "
-            "then it stops between epochs and keeps what it trained.",
-            f"Each head has at most {_count(self.max_params)} parameters ({ENV['max_params']}).",
-            f"Each Train uses at most {self.max_memory_mb:,g} MB of memory for features, heads and optimizer "
-            f"state ({ENV['max_memory_mb']}).",
-            f"Each Train computes at most {self.max_gmacs:,.0f} billion multiply-adds, feature extraction "
-            f"included ({ENV['max_gmacs']}).",
-            f"Between Trains the server keeps at most {self.pool_mb:,g} MB of traced heads ({ENV['pool_mb']}) "
-            f"and {self.feature_memory_mb:,g} MB of features in memory ({ENV['feature_memory_mb']}), and "
-            f"{self.feature_cache_mb:,g} MB of sample-data features on disk ({ENV['feature_cache_mb']}); "
-            "uploads are never written to disk.",
-        ])
 
 
 def parallel_heads(n_heads: int) -> int:
     """How many heads of one sweep advance at once (threads): one per core, at most 4."""
     return max(1, min(os.cpu_count() or 1, 4, n_heads))
 
-
-def extraction_batch(model, cut_index: int) -> int:
-    """Images per batch when extracting features up to layers[cut_index], so a batch's activations
-    stay within EXTRACTION_BATCH_BYTES."""
-    widest = max((layer.out for layer in _profile(model)[:cut_index + 1]), default=1)
-    per_image = LIVE_TENSORS * widest * BYTES_PER_FLOAT
-    return max(1, min(MAX_EXTRACTION_BATCH, EXTRACTION_BATCH_BYTES // per_image))
-
-
-# ---- per-layer costs of a backbone, from its shapes -------------------------------------------------
-
-@dataclass(frozen=True)
-class _Layer:
-    macs: int  # multiply-adds per image
-    out: int  # output elements per image
-    params: int
-    trainable: int  # weights a fresh (trainable) copy of the layer trains: not BatchNorm's moving stats
-
-
-def _prod(shape) -> int:
-    return math.prod(int(d) for d in shape)
-
-
-def _layer_cost(layer) -> _Layer:
-    kind = type(layer).__name__
-    out = _prod(layer.output.shape[1:])
-    if kind == "InputLayer":
-        return _Layer(0, out, 0, 0)
-    params = sum(_prod(w.shape) for w in layer.weights)
-    trainable = sum(_prod(w.shape) for w in layer.weights if w.trainable)
-    inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-    in_shape = tuple(inputs[0].shape[1:])
-    if kind == "DepthwiseConv2D":  # before Conv2D: Keras makes it a subclass of a conv base
-        macs = out * _prod(layer.kernel_size)
-    elif kind in ("Conv2D", "Conv1D", "Conv3D"):
-        macs = out * _prod(layer.kernel_size) * int(in_shape[-1]) // int(getattr(layer, "groups", 1) or 1)
-    elif kind == "Dense":
-        macs = out * int(in_shape[-1])
-    elif kind in ("MaxPooling2D", "AveragePooling2D"):
-        macs = out * _prod(layer.pool_size)
-    elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-        macs = _prod(in_shape)
-    else:  # BatchNorm, activations, Add, padding, ...: about one operation per output element
-        macs = out * max(1, len(inputs))
-    return _Layer(int(macs), out, params, trainable)
-
-
-_PROFILES: dict[int, tuple[weakref.ref, tuple[_Layer, ...]]] = {}
-_PROFILES_LOCK = threading.Lock()
-
-
-def _profile(model) -> tuple[_Layer, ...]:
-    """Per-layer costs of a backbone, computed once per model object (it is shared and never changes)."""
-    with _PROFILES_LOCK:
-        hit = _PROFILES.get(id(model))
-        if hit is not None and hit[0]() is model:
-            return hit[1]
-    costs = tuple(_layer_cost(layer) for layer in model.layers)
-    with _PROFILES_LOCK:
-        for key in [k for k, (ref, _) in _PROFILES.items() if ref() is None]:
-            del _PROFILES[key]
-        _PROFILES[id(model)] = (weakref.ref(model), costs)
-    return costs
-
-
-# ---- the estimate ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class HeadEstimate:
@@ -270,10 +101,8 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
              batch_size: int = 32) -> Estimate:
     """Parameters, memory and multiply-adds of training `heads` on `data` with `backbone` (a
     LoadedBackbone), from the backbone's layer shapes and the heads' configs: nothing is built or run."""
-    from lib.features import find_cut  # here: lib.features imports this module for the disk budget
-
     model = backbone.model
-    layers = _profile(model)
+    layers = layer_costs(model)
     top = len(layers) - 1
     n = int(len(data.images))
     n_val = int(data.is_val.sum())
@@ -283,7 +112,7 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
 
     feature_bytes = extraction = extraction_bytes = 0
     for index in sorted(set(cut_of.values())):
-        size = _prod(model.layers[index].output.shape[1:])
+        size = elements(model.layers[index].output.shape[1:])
         extraction += n * sum(layer.macs for layer in layers[1:index + 1])
         widest = max(layer.out for layer in layers[:index + 1])
         extraction_bytes = max(extraction_bytes,
@@ -302,7 +131,7 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
         index = cut_of[h.unfrozen]
         above = layers[index + 1:]
         feature_shape = tuple(model.layers[top].output.shape[1:])
-        pool_in = _prod(feature_shape)
+        pool_in = elements(feature_shape)
         dense_in = pool_in if h.pooling == "flatten" else int(feature_shape[-1])
         fwd = sum(layer.macs for layer in above) + (pool_in if above and h.pooling != "flatten" else 0)
         params = sum(layer.params for layer in above)
@@ -335,15 +164,13 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
                     int(backbone.size), n)
 
 
-# ---- the check --------------------------------------------------------------------------------------
-
 def check(est: Estimate, budget: Budget) -> list[str]:
     """One line per limit the sweep would exceed: what it needs, the limit and why, what to change."""
     lines = []
     for i, h in enumerate(est.heads, 1):
         if h.params > budget.max_params:
-            lines.append(f"Head {i} ({_clip(h.label)}) has {_count(h.params)} parameters; this server allows "
-                         f"{_count(budget.max_params)} per head ({ENV['max_params']}) so that one Train cannot "
+            lines.append(f"Head {i} ({_clip(h.label)}) has {count_text(h.params)} parameters; this server allows "
+                         f"{count_text(budget.max_params)} per head ({ENV['max_params']}) so that one Train cannot "
                          f"fill its memory. {_params_advice(h)}")
     mem = est.memory_bytes
     if mem > budget.max_memory_bytes:
@@ -385,10 +212,6 @@ def _compute_advice(est: Estimate, budget: Budget) -> str:
                 + (", and fewer different 'unfrozen' values (each is one more extraction)" if est.cuts > 1 else "")
                 + ".")
     return "Train fewer epochs, fewer heads, or smaller ones (fewer hidden units, fewer unfrozen layers)."
-
-
-def _count(n: int) -> str:
-    return f"{n / 1e6:,.1f} M" if n >= 1e6 else f"{n:,}"
 
 
 def _mb(n: int) -> str:

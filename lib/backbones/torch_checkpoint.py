@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lib.errors import BackboneError
+from lib.common.errors import BackboneError
 
 # sha256 of torchvision's ImageNet MobileNetV2 checkpoint `mobilenet_v2-b0353104.pth`
 # (torchvision names its files after the first 8 hex digits of this digest).
@@ -168,11 +168,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _unpickle(stream: io.BytesIO, storages: dict[str, _Storage]) -> Any:

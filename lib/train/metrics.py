@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lib.heads import CE_LOSSES, HeadConfig
+from lib.heads.config import CE_LOSSES, HeadConfig
 
 # Kernels differ between CPUs in the last bits: softmax over one unit returns 1.0 with TensorFlow's
 # oneDNN kernels and 0.99999994 (1 - 2**-24, one float32 step below 1) with its Eigen kernels, which
