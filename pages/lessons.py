@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib.common.text import md_escape
 from lib.data.samples import load_sample
+from lib.heads.naming import distinct_labels
 from lib.heads.pairings import verdict_for
 from lib.lessons import LESSONS, get_lesson
 from ui.components import (
@@ -44,9 +45,9 @@ st.subheader(lesson.question)
 st.markdown(f"**Look for:** {lesson.look_for}")
 n_outputs = load_sample(exp.dataset, exp.task).n_outputs
 cols = st.columns(len(exp.heads))
-for i, (col, head) in enumerate(zip(cols, exp.heads)):
+for i, (col, head, name) in enumerate(zip(cols, exp.heads, distinct_labels(exp.heads))):
     with col.container(border=True):
-        st.markdown(f"**{i + 1}. {md_escape(head.label())}**")
+        st.markdown(f"**{i + 1}. {md_escape(name)}**")
         st.caption(f"{exp.task} · {exp.dataset} · {head.pooling} pooling · lr {head.learning_rate:g}"
                    + (f" · {head.unfrozen} layers unfrozen" if head.unfrozen else ""))
         verdict_badge(verdict_for(head, n_outputs))

@@ -185,9 +185,12 @@ class HeadConfig:
         return parse_initializer(self.bias_initializer, BIAS_INITIALIZERS)
 
     def label(self) -> str:
-        """A short human name for legends: the given name, else activation/loss/units."""
-        if self.name:
-            return self.name
+        """A short human name for one head alone: the given name, else its pairing. Heads of one
+        comparison are named by what differs between them: `lib.heads.naming.distinct_labels`."""
+        return self.name or self.pairing()
+
+    def pairing(self) -> str:
+        """The pairing as one phrase: activation, units when set, loss, '(logits)' when from_logits."""
         units = "" if self.units is None else f"×{self.units}"
         logits = " (logits)" if self.from_logits else ""
         return f"{self.activation}{units} + {LOSS_SHORT[self.loss]}{logits}"

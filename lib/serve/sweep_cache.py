@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from lib.data.taskdata import TaskData
 from lib.heads.config import HeadConfig
-from lib.train.trainer import SweepResult
+from lib.train.trainer import SweepResult, name_runs
 
 MAX_SWEEPS = 32
 _CACHE: OrderedDict[tuple, SweepResult] = OrderedDict()
@@ -37,7 +37,7 @@ def sweep_key(heads: tuple[HeadConfig, ...], data: TaskData, backbone: str, inpu
 def for_requester(shared: SweepResult, heads: tuple[HeadConfig, ...]) -> SweepResult:
     """A shared sweep as the requesting session's own: its heads (with its names) on the same runs."""
     runs = [replace(r, config=h) for r, h in zip(shared.runs, heads, strict=True)]
-    return replace(shared, runs=runs)
+    return replace(shared, runs=name_runs(runs))
 
 
 def get(key: tuple) -> SweepResult | None:

@@ -28,6 +28,7 @@ from lib.common.errors import ConfigError
 from lib.data.taskdata import TaskData
 from lib.heads.build import build_head, pooling_layer
 from lib.heads.config import HeadConfig
+from lib.heads.naming import distinct_labels
 from lib.heads.pairings import Verdict, target_format, verdict_for
 from lib.train import metrics as M
 from lib.train.cost import check, estimate, parallel_heads
@@ -56,10 +57,18 @@ class RunResult:
     cut: str = "frozen backbone"
     seconds: float = 0.0
     diagnostics: list[dict] = field(default_factory=list)
+    name: str = ""  # what tells it apart from the sweep's other heads (`name_runs`)
 
     @property
     def label(self) -> str:
-        return self.config.label()
+        return self.name or self.config.label()
+
+
+def name_runs(runs: list[RunResult]) -> list[RunResult]:
+    """Name every run of one comparison by what differs between their heads (in place; returned)."""
+    for run, label in zip(runs, distinct_labels([r.config for r in runs]), strict=True):
+        run.name = label
+    return runs
 
 
 @dataclass
@@ -442,7 +451,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     _collect_if_due()
     t_train = time.perf_counter() - t1
     return SweepResult(
-        runs=runs, task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
+        runs=name_runs(runs), task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
         y_val=y_va, y_train=y_tr, backbone=bb.name, input_size=bb.size, weights=bb.weights, epochs=epochs,
         seed=seed, batch_size=batch_size,
         timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
