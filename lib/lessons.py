@@ -152,6 +152,7 @@ FT_EPOCHS, FT_SIZE, FT_UNFROZEN, FT_PHASE2_EPOCHS = 3, 32, 20, 2
 # is a few ms of per-call overhead). A ratio, not seconds, so a 3× slower machine changes little; 20× leaves
 # over 10× room for a machine whose overhead is relatively larger (issue 15 measured 42× on one at 64 px).
 FT_MIN_TIME_RATIO = 20
+SHOWS_EPOCH_TIMES = ("fine-tuning",)  # lessons whose page shows the seconds per epoch (epoch_time_text)
 
 
 def epoch_time_text(sweep: SweepResult) -> str:
@@ -289,8 +290,9 @@ LESSONS: tuple[Lesson, ...] = (
         "Example 3 'unfreezes the top 20%' of a base it never froze — so everything trains. The Keras guide "
         "instead trains the head on the frozen base first, then unfreezes the top with a low learning rate. What "
         "does each buy on a small dataset, and what does it cost?",
-        "The accuracy and loss curves (the two-phase head's curve goes on after the others: its phase 2), then "
-        "the seconds per epoch under the results.",
+        f"The accuracy and loss curves — for {FT_EPOCHS} epochs the frozen head's lies under the two-phase head's (the same "
+        "numbers), which then goes on past the dashed 'fine-tuning →' line — and the seconds per epoch under "
+        "the results.",
         f"Measured: over 3 seeds, the two-phase head's first {FT_EPOCHS} epochs are the frozen head's, number "
         f"for number; fine-tuning the top {FT_UNFROZEN} layers at 1e-5 (BatchNorm kept in inference mode) then cuts "
         "its validation loss from ≈ 0.25 to ≈ 0.07 and matches or beats its accuracy (≈ 95–96%). On this easy task "

@@ -119,3 +119,28 @@ def test_epoch_time_text_names_each_phase_and_the_ratio(sweep):
     text = epoch_time_text(sweep)
     assert text.startswith("Seconds per epoch") and " then " in text
     assert f"1. {sweep.runs[0].label}: " in text and f"2. {sweep.runs[1].label}: " in text
+
+
+def test_charts_reach_the_fine_tuning_epochs_and_mark_where_they_begin(sweep):
+    from lib.report.curves import loss_curves
+
+    fig = loss_curves(sweep)
+    assert tuple(fig.layout.xaxis.range) == (0.5, 4.5)
+    lines = [sh for sh in fig.layout.shapes if sh.type == "line" and sh.line.dash == "dash"]
+    assert [line.x0 for line in lines] == [2.5]
+    assert any(a.text == "fine-tuning →" for a in fig.layout.annotations)
+
+
+def test_the_lessons_page_shows_the_seconds_per_epoch_of_the_fine_tuning_lesson():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../pages/lessons.py", default_timeout=240)
+    at.query_params.update({"lesson": "fine-tuning"})
+    at.run()
+    assert not at.exception
+    cards = " ".join(c.value for c in at.caption)
+    assert "frozen, then 20 layers unfrozen for 2 epochs at lr 1e-05" in cards
+    at.button(key="run-lesson").click().run()
+    assert not at.exception
+    times = [c.value for c in at.caption if "Seconds per epoch" in c.value]
+    assert len(times) == 1 and "Example 3" in times[0] and " then " in times[0], times
