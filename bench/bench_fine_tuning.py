@@ -25,6 +25,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lesson", default="fine-tuning")
     p.add_argument("--repeat", type=int, default=1, help="warm Trains after the cold one")
+    p.add_argument("--seeds", type=int, default=1, help="warm Trains use seeds 0..N-1 (the finding's spread)")
     args = p.parse_args()
     os.environ["HEADLAB_CACHE"] = tempfile.mkdtemp(prefix="headlab-bench-ft-")  # cold: an empty cache
 
@@ -42,11 +43,13 @@ def main() -> int:
     print(f"lesson {lesson.id}: {e.dataset}/{e.task}, {len(data.images)} images, {e.backbone} @ {e.input_size} px, "
           f"{e.epochs} epochs, {len(e.heads)} heads, {os.cpu_count()} cores")
     print(f"backbone + data load: {t_load:.1f} s (paid once per server)")
-    for k in range(1 + args.repeat):
+    plan = [("cold", e.seed)] + [("warm", e.seed)] * args.repeat + [("warm", s) for s in range(args.seeds)
+                                                                     if args.seeds > 1 and s != e.seed]
+    for what, seed in plan:
         t = time.perf_counter()
-        sweep = train(e.heads, data, epochs=e.epochs, seed=e.seed, loaded=bb)
+        sweep = train(e.heads, data, epochs=e.epochs, seed=seed, loaded=bb)
         wall = time.perf_counter() - t
-        what = "cold" if k == 0 else "warm"
+        what = f"{what} (seed {seed})"
         print(f"{what}: {wall:.1f} s (features {sweep.timing['features_seconds']:.1f} s, "
               f"training {sweep.timing['training_seconds']:.1f} s)")
         for run in sweep.runs:

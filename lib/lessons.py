@@ -148,7 +148,7 @@ def _check_pooling(s: SweepResult) -> list[str]:
 # its first, cold run near 20 s on 2 cores (Example 3's whole base dominates: tracing its training graph,
 # then ~1.3 s per epoch). Measured with bench/bench_fine_tuning.py.
 FT_EPOCHS, FT_SIZE, FT_UNFROZEN, FT_PHASE2_EPOCHS = 3, 32, 20, 2
-# Example 3's epoch over the frozen head's: measured 250-400× at 32 px on 2 cores (the frozen head's epoch
+# Example 3's epoch over the frozen head's: measured 250-780× at 32 px on 2 cores (quiet to busy) (the frozen head's epoch
 # is a few ms of per-call overhead). A ratio, not seconds, so a 3× slower machine changes little; 20× leaves
 # over 10× room for a machine whose overhead is relatively larger (issue 15 measured 42× on one at 64 px).
 FT_MIN_TIME_RATIO = 20
@@ -298,8 +298,8 @@ LESSONS: tuple[Lesson, ...] = (
         "its validation loss from ≈ 0.25 to ≈ 0.07 and matches or beats its accuracy (≈ 95–96%). On this easy task "
         "the one-phase heads, unfrozen with a random head from the first step, do not show the damage the guide "
         "warns about: they end at 98–100%. Example 3's set-up trains all 154 layers, and each of its epochs takes "
-        "hundreds of times the frozen head's (≈ 250× at 32 px on a 2-core server; the seconds per epoch are "
-        "under the results).",
+        "hundreds of times the frozen head's (250–780× at 32 px on 2 cores, more when the server is busy; this "
+        "run's seconds per epoch are under the results).",
         Experiment(task="binary", dataset="fashion", epochs=FT_EPOCHS, input_size=FT_SIZE, heads=_heads(
             "binary", "unfrozen=0,name=frozen base",
             f"unfrozen={FT_UNFROZEN},fine_tune_epochs={FT_PHASE2_EPOCHS},fine_tune_learning_rate=1e-5,"
