@@ -144,3 +144,13 @@ def test_the_lessons_page_shows_the_seconds_per_epoch_of_the_fine_tuning_lesson(
     assert not at.exception
     times = [c.value for c in at.caption if "Seconds per epoch" in c.value]
     assert len(times) == 1 and "Example 3" in times[0] and " then " in times[0], times
+
+
+def test_the_sweep_json_carries_phases_and_seconds_per_epoch(sweep):
+    import json
+
+    from lib.report.results import sweep_to_dict
+
+    run = json.loads(json.dumps(sweep_to_dict(sweep)))["runs"][1]
+    assert run["history"]["phase"] == [1, 1, 2, 2] and len(run["epoch_seconds"]) == 4
+    assert run["config"]["fine_tune_epochs"] == 2
