@@ -144,13 +144,57 @@ def _check_pooling(s: SweepResult) -> list[str]:
     return f
 
 
+# The fine-tuning lesson's cost: 32 px (the fashion photos are 28 px, so nothing is lost) and 3 epochs keep
+# its first, cold run near 20 s on 2 cores (Example 3's whole base dominates: tracing its training graph,
+# then ~1.3 s per epoch). Measured with bench/bench_fine_tuning.py.
+FT_EPOCHS, FT_SIZE, FT_UNFROZEN, FT_PHASE2_EPOCHS = 3, 32, 20, 2
+# Example 3's epoch over the frozen head's: measured 250-780× at 32 px on 2 cores (quiet to busy) (the frozen head's epoch
+# is a few ms of per-call overhead). A ratio, not seconds, so a 3× slower machine changes little; 20× leaves
+# over 10× room for a machine whose overhead is relatively larger (issue 15 measured 42× on one at 64 px).
+FT_MIN_TIME_RATIO = 20
+SHOWS_EPOCH_TIMES = ("fine-tuning",)  # lessons whose page shows the seconds per epoch (epoch_time_text)
+
+
+def epoch_time_text(sweep: SweepResult) -> str:
+    """Seconds per epoch of every head of a sweep (phase 1, then phase 2 of a two-phase head), and how
+    many times the first head's each one takes: the time the fine-tuning lesson's finding is about."""
+    base = sweep.runs[0].seconds_per_epoch() if sweep.runs else None
+    parts = []
+    for i, run in enumerate(sweep.runs, 1):
+        secs = [run.seconds_per_epoch(p) for p in ((1, 2) if run.phase_boundary is not None else (None,))]
+        if secs[0] is None:
+            continue
+        shown = " then ".join(_seconds(t) for t in secs if t is not None)
+        ratio = max(t for t in secs if t is not None) / base if base and i > 1 else None
+        parts.append(f"{i}. {run.label}: {shown}" + (f" ({ratio:,.0f}× head 1's)" if ratio and ratio >= 2 else ""))
+    return "Seconds per epoch (training + validation): " + " · ".join(parts) if parts else ""
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.3f} s" if t < 0.1 else f"{t:.2f} s"
+
+
 def _check_fine_tuning(s: SweepResult) -> list[str]:
     f: list[str] = []
-    frozen, top, whole = (_final(s, i, "val_accuracy") for i in range(3))
-    _expect(s.runs[2].cut.startswith("whole backbone"), "Example 3's set-up trains the whole backbone", f)
-    _expect(frozen >= 0.95, f"the frozen base is already ≥ 95% accurate (got {frozen:.1%})", f)
-    _expect(abs(top - frozen) <= 0.02, "unfreezing the top block changes accuracy by at most 2 points", f)
-    _expect(abs(whole - max(frozen, top)) <= 0.02, "training the whole base ends within 2 points of them", f)
+    frozen, two, top, whole = s.runs
+    acc = [_final(s, i, "val_accuracy") for i in range(4)]
+    _expect(whole.cut.startswith("whole backbone"), "Example 3's set-up trains the whole backbone", f)
+    _expect(acc[0] >= 0.93, f"the frozen base is ≥ 93% accurate after {FT_EPOCHS} epochs (got {acc[0]:.1%})", f)
+    n1 = len(frozen.history["loss"])
+    _expect(two.phase_boundary == n1 and np.allclose(two.history["loss"][:n1], frozen.history["loss"], rtol=1e-6),
+            "the two-phase head's first phase is the frozen head's run, epoch for epoch", f)
+    start = two.final.get("fine_tune_start_val_loss")
+    _expect(start is not None and abs(start - frozen.history["val_loss"][-1]) <= 1e-3 * frozen.history["val_loss"][-1],
+            "phase 2 starts from phase 1's head (the same validation loss before its first step)", f)
+    _expect(acc[1] >= acc[0] - 0.005, f"the two-phase head matches or beats the frozen one ({acc[1]:.1%} vs {acc[0]:.1%})", f)
+    _expect(_final(s, 1, "val_loss") < 0.5 * _final(s, 0, "val_loss"),
+            "fine-tuning at least halves the frozen head's validation loss", f)
+    _expect(min(acc[2], acc[3]) >= acc[0] - 0.005,
+            f"the one-phase heads end at least as accurate as the frozen head (got {acc[2]:.1%}, {acc[3]:.1%})", f)
+    t_frozen, t_whole = frozen.seconds_per_epoch(), whole.seconds_per_epoch()
+    ratio = t_whole / t_frozen if t_frozen and t_whole else 0.0
+    _expect(ratio >= FT_MIN_TIME_RATIO,
+            f"each of Example 3's epochs takes over {FT_MIN_TIME_RATIO}× the frozen head's (got {ratio:.0f}×)", f)
     return f
 
 
@@ -242,15 +286,26 @@ LESSONS: tuple[Lesson, ...] = (
             "multiclass", "pooling=gap", "pooling=flatten", "pooling=max")),
         _check_pooling),
     Lesson(
-        "fine-tuning", "Fine-tuning the top layers (and the seed article's Example 3)",
-        "Example 3 'unfreezes the top 20%' of a base it never froze — so everything trains. What does unfreezing "
-        "really buy on a small dataset?",
-        "Accuracy curves of a frozen base, the top block unfrozen, and the whole base trainable.",
-        "Measured: the frozen base is already ≥ 95% accurate; unfreezing the top block changes that by at most 2 "
-        "points, and training the whole base — what Example 3 really does, because it never froze it — ends within "
-        "2 points too, while each of its epochs takes about a hundred times longer than the frozen head's.",
-        Experiment(task="binary", dataset=_BIN, epochs=3, input_size=64, heads=_heads(
-            "binary", "unfrozen=0", "unfrozen=10,learning_rate=0.0001", "unfrozen=2000,learning_rate=0.0001")),
+        "fine-tuning", "Fine-tuning: the Keras guide's two phases (and the seed article's Example 3)",
+        "Example 3 'unfreezes the top 20%' of a base it never froze — so everything trains. The Keras guide "
+        "instead trains the head on the frozen base first, then unfreezes the top with a low learning rate. What "
+        "does each buy on a small dataset, and what does it cost?",
+        f"The accuracy and loss curves — for {FT_EPOCHS} epochs the frozen head's lies under the two-phase head's (the same "
+        "numbers), which then goes on past the dashed 'fine-tuning →' line — and the seconds per epoch under "
+        "the results.",
+        f"Measured: over 3 seeds, the two-phase head's first {FT_EPOCHS} epochs are the frozen head's, number "
+        f"for number; fine-tuning the top {FT_UNFROZEN} layers at 1e-5 (BatchNorm kept in inference mode) then cuts "
+        "its validation loss from ≈ 0.25 to ≈ 0.07 and matches or beats its accuracy (≈ 95–96%). On this easy task "
+        "the one-phase heads, unfrozen with a random head from the first step, do not show the damage the guide "
+        "warns about: they end at 98–100%. Example 3's set-up trains all 154 layers, and each of its epochs takes "
+        "hundreds of times the frozen head's (250–780× at 32 px on 2 cores, more when the server is busy; this "
+        "run's seconds per epoch are under the results).",
+        Experiment(task="binary", dataset="fashion", epochs=FT_EPOCHS, input_size=FT_SIZE, heads=_heads(
+            "binary", "unfrozen=0,name=frozen base",
+            f"unfrozen={FT_UNFROZEN},fine_tune_epochs={FT_PHASE2_EPOCHS},fine_tune_learning_rate=1e-5,"
+            "name=two phases (Keras guide)",
+            f"unfrozen={FT_UNFROZEN},name=top {FT_UNFROZEN} unfrozen (one phase)",
+            "unfrozen=2000,name=Example 3: whole base")),
         _check_fine_tuning),
 )
 

@@ -8,7 +8,7 @@ from lib.common.text import md_escape
 from lib.data.samples import load_sample
 from lib.heads.naming import distinct_labels
 from lib.heads.pairings import verdict_for
-from lib.lessons import LESSONS, get_lesson
+from lib.lessons import LESSONS, SHOWS_EPOCH_TIMES, epoch_time_text, get_lesson
 from ui.components import (
     ensure_app_navigation,
     keep_keras_state,
@@ -49,7 +49,9 @@ for i, (col, head, name) in enumerate(zip(cols, exp.heads, distinct_labels(exp.h
     with col.container(border=True):
         st.markdown(f"**{i + 1}. {md_escape(name)}**")
         st.caption(f"{exp.task} · {exp.dataset} · {head.pooling} pooling · lr {head.learning_rate:g}"
-                   + (f" · {head.unfrozen} layers unfrozen" if head.unfrozen else ""))
+                   + (f" · {head.unfrozen} layers unfrozen" if head.unfrozen and not head.two_phase else "")
+                   + (f" · frozen, then {head.unfrozen} layers unfrozen for {head.fine_tune_epochs} epochs at lr "
+                      f"{head.fine_tune_learning_rate:g}" if head.two_phase else ""))
         verdict_badge(verdict_for(head, n_outputs))
 
 row = st.container(horizontal=True)
@@ -65,4 +67,6 @@ if run:
 
 if ss.get("lesson_sweep", (None,))[0] == lesson_id:
     st.success(f"**What we measured:** {lesson.finding.removeprefix('Measured: ')}", icon=":material/lab_research:")
+    if lesson_id in SHOWS_EPOCH_TIMES:  # the finding is about time: show what this run measured
+        st.caption(md_escape(epoch_time_text(ss["lesson_sweep"][1])))
     render_results(ss["lesson_sweep"][1], key="lesson")

@@ -101,6 +101,9 @@ RUNS: dict[str, dict] = {
                                         dropout=0.3, unfrozen=20, optimizer="sgd", learning_rate=0.01,
                                         kernel_initializer="he_normal", bias_initializer="random_normal(stddev=0.1)"),
                  "n_outputs": 3, "data": "multiclass"},
+    # The Keras guide's two phases: frozen base, then the top 20 layers (BatchNorm frozen) at a low rate.
+    "two_phase": {"config": default_head("binary", unfrozen=20, fine_tune_epochs=1, fine_tune_learning_rate=1e-4),
+                  "n_outputs": 1, "data": "binary"},
     # labels='integer' with categorical cross-entropy: reproduced, so Keras refuses it.
     "integer_labels_cce": {"config": default_head("multiclass", loss="categorical_crossentropy", labels="integer"),
                            "n_outputs": 3, "data": "multiclass"},
@@ -210,6 +213,29 @@ def test_hidden_dropout_unfrozen_uses_head_labs_cut(runs):
     cut = find_cut(load_backbone("mobilenet_v2", SIZE, "random").model, 20)
     assert (int(m.group(1)), int(m.group(2)), m.group(3)) == (cut.unfrozen_layers, 20, cut.layer_name)
     assert _shape(out)[1:] == (3,)
+
+
+def test_two_phase_script_fits_twice_and_fine_tunes_what_head_lab_fine_tunes(runs):
+    out = _ok(runs, "two_phase")
+    from lib.backbones.features import find_cut
+    from lib.backbones.registry import load_backbone
+    from lib.heads.build import build_head
+
+    config = RUNS["two_phase"]["config"]
+    bb = load_backbone("mobilenet_v2", SIZE, "random")
+    cut = find_cut(bb.model, 20)
+    m = CUT_RE.search(out)
+    assert m and (int(m.group(1)), m.group(3)) == (cut.unfrozen_layers, cut.layer_name), out
+    # phase 1 is one epoch on the frozen base (only the head's Dense trains), phase 2 one more epoch
+    phase1 = int(re.search(r"^Trainable parameters: ([\d,]+)$", out, re.M).group(1).replace(",", ""))
+    phase2 = int(re.search(r"^Trainable parameters in phase 2: ([\d,]+)$", out, re.M).group(1).replace(",", ""))
+    assert phase1 == int(bb.model.layers[-1].output.shape[-1]) + 1
+    model, _, _ = build_head(config.phase2(), tuple(bb.model.layers[cut.index].output.shape[1:]), 1,
+                             np.array([0, 1]), 0, bb.model, cut.index, freeze_batchnorm=True)
+    assert phase2 == sum(int(np.prod(w.shape)) for w in model.trainable_weights)  # what Head Lab's phase 2 trains
+    # Keras prints an "Epoch k/n" header only when n > 1: phase 1 (one epoch) has none, phase 2 goes on at 2
+    assert len(re.findall(r"^1/1 - .* loss: \S+ - val_loss: \S+$", out, re.M)) == 2 and "\nEpoch 2/2\n" in out, out
+    assert "keras.optimizers.Adam(learning_rate=0.0001)" in keras_script(config, n_outputs=1)
 
 
 def test_integer_labels_with_cce_are_refused_as_in_head_lab(runs):

@@ -64,14 +64,22 @@ def log_prior_bias(task: str, activation: str, units: int, y_train: np.ndarray) 
     return np.log(freq / (1 - freq)).astype(np.float32)
 
 
-def _clone_top(backbone, cut_index: int, x):
+def _clone_top(backbone, cut_index: int, x, freeze_batchnorm: bool = False):
     """Re-apply fresh copies of backbone layers after the cut to tensor x (weights copied, not shared),
-    so fine-tuning never changes the backbone other sessions use."""
+    so fine-tuning never changes the backbone other sessions use.
+
+    freeze_batchnorm: the copies of BatchNormalization layers are frozen, which in Keras 3 also runs them
+    in inference mode (their ImageNet statistics are kept), as the Keras guide's fine-tuning phase wants.
+    Passing training=False when building the graph would not do it: Keras 3.15's fit() — and this
+    trainer — call the model with training=True, which overrides it (measured)."""
+    import keras
+
     layers = backbone.layers
     tensors = {id(layers[cut_index].output): x}
     for layer in layers[cut_index + 1:]:
         # trainable=True whatever the shared layer's flag says: these copies are the part that trains
-        clone = layer.__class__.from_config({**layer.get_config(), "trainable": True})
+        trainable = not (freeze_batchnorm and isinstance(layer, keras.layers.BatchNormalization))
+        clone = layer.__class__.from_config({**layer.get_config(), "trainable": trainable})
         inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
         args = [tensors[id(t)] for t in inputs]
         out = clone(args if len(args) > 1 else args[0])
@@ -81,8 +89,12 @@ def _clone_top(backbone, cut_index: int, x):
 
 
 def build_head(config: HeadConfig, feature_shape: tuple[int, ...], n_outputs: int, y_train: np.ndarray,
-               seed: int, backbone=None, cut_index: int | None = None, pooled: bool = False):
+               seed: int, backbone=None, cut_index: int | None = None, pooled: bool = False,
+               freeze_batchnorm: bool = False):
     """The trainable model from cached features to outputs. Returns (model, final Dense layer, notes).
+
+    freeze_batchnorm: BatchNorm layers above the cut stay frozen in inference mode (a two-phase head's
+    phase 2; see _clone_top).
 
     pooled=True: the features were already pooled the config's way (a frozen base: pooling has no
     weights, so it is done once for all epochs instead of on every batch) and the model starts after it.
@@ -94,7 +106,7 @@ def build_head(config: HeadConfig, feature_shape: tuple[int, ...], n_outputs: in
     inp = keras.Input(shape=feature_shape, name="features")
     x = inp
     if backbone is not None and cut_index is not None and cut_index < len(backbone.layers) - 1:
-        x = _clone_top(backbone, cut_index, x)
+        x = _clone_top(backbone, cut_index, x, freeze_batchnorm)
     if not pooled:
         x = pooling_layer(config.pooling)(x)
     k_name, k_params = config.kernel_init()

@@ -87,6 +87,7 @@ def keras_script(config: HeadConfig, *, backbone: str = DEFAULT_BACKBONE, input_
         _freezing(config),
         _head(config, units, n_outputs),
         _training(config),
+        *([_fine_tuning(config)] if config.two_phase else []),
         _prediction(config, units),
     ]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
@@ -168,7 +169,9 @@ def _header(config, spec, input_size, n_outputs, label_names, units, epochs, see
                       f"{_describe(config, units)}.")
     lines.append(f"# Head Lab head code (the app's ?h= link parameter): {config.to_url()}")
     title = f"keras.applications.{spec.constructor}" + (f" (alpha {spec.alpha:g})" if spec.alpha != 1.0 and spec.alpha else "")
-    lines += _comment(f"Backbone: {title} at {input_size}×{input_size} px; {epochs} epoch(s); "
+    phases = (f"{epochs} epoch(s) on the frozen base, then {config.fine_tune_epochs} fine-tuning"
+              if config.two_phase else f"{epochs} epoch(s)")
+    lines += _comment(f"Backbone: {title} at {input_size}×{input_size} px; {phases}; "
                       f"batch size {batch_size}; seed {seed}.")
     lines.append("#")
     name = script_filename(config)
@@ -192,6 +195,11 @@ def _describe(config: HeadConfig, units: int) -> str:
             f"{config.optimizer} lr {config.learning_rate:g}; kernel init {config.kernel_initializer}, "
             f"bias init {config.bias_initializer}; "
             + ("frozen backbone" if config.unfrozen == 0 else f"top {config.unfrozen} backbone layers unfrozen"))
+    if config.two_phase:
+        out = out.replace(f"top {config.unfrozen} backbone layers unfrozen",
+                          f"two phases: frozen backbone, then the top {config.unfrozen} backbone layers (BatchNorm "
+                          f"kept frozen) fine-tuned for {config.fine_tune_epochs} epoch(s) at lr "
+                          f"{config.fine_tune_learning_rate:g}")
     return out
 
 
@@ -218,6 +226,11 @@ def _data_layout_comment(config, n_outputs, label_names) -> list[str]:
 
 def _imports_and_settings(config, input_size, epochs, seed, batch_size) -> str:
     csv_import = "import csv\n" if config.task in ("multilabel", "regression") else ""
+    ft_setting = ft_arg = ""
+    if config.two_phase:
+        ft_setting = (f"  # phase 1: the head on the frozen base\nFINE_TUNE_EPOCHS = {config.fine_tune_epochs}"
+                      "  # phase 2: the top layers unfrozen too")
+        ft_arg = '\nparser.add_argument("--fine-tune-epochs", type=int, default=FINE_TUNE_EPOCHS)'
     return f'''
 import argparse
 {csv_import}import os
@@ -230,7 +243,7 @@ import tensorflow as tf  # noqa: E402
 
 IMAGE_SIZE = {input_size}
 BATCH_SIZE = {batch_size}
-EPOCHS = {epochs}
+EPOCHS = {epochs}{ft_setting}
 SEED = {seed}
 VALIDATION_FRACTION = 0.25  # Head Lab holds out ~25% too (its own fixed, stratified split)
 
@@ -238,7 +251,7 @@ parser = argparse.ArgumentParser(description="Train one Head Lab head configurat
 parser.add_argument("data_dir", help="folder of images (see the layout at the top of this script)")
 parser.add_argument("--weights", default=os.environ.get("HEADLAB_WEIGHTS", "imagenet"),
                     help="imagenet (Keras downloads them once) or none: random weights, fully offline")
-parser.add_argument("--epochs", type=int, default=EPOCHS)
+parser.add_argument("--epochs", type=int, default=EPOCHS){ft_arg}
 args = parser.parse_args()
 DATA_DIR = args.data_dir
 WEIGHTS = None if args.weights.strip().lower() in ("none", "random", "") else "imagenet"
@@ -390,13 +403,26 @@ base = keras.applications.{spec.constructor}(
 '''
 
 
+def _cut_code(config) -> str:
+    """Head Lab's cut rule as source, and the cut for UNFROZEN (sets `last` and `cut`)."""
+    return f'''
+UNFROZEN = {config.unfrozen}
+
+
+{_CUTS_SOURCE}
+
+last = len(base.layers) - 1
+cut = max(i for i in single_tensor_cuts(base) if i <= max(0, last - UNFROZEN))
+'''
+
+
 # The generated script must run on its own, so it carries Head Lab's cut rule as source text taken
 # from lib/backbones/features.py itself (one definition, never a drifting copy).
 _CUTS_SOURCE = inspect.getsource(single_tensor_cuts).rstrip()
 
 
 def _freezing(config) -> str:
-    if config.unfrozen == 0:
+    if config.unfrozen == 0 or config.two_phase:  # a two-phase head starts on the frozen base
         return '''
 # Freeze the whole backbone BEFORE compiling, so only the head trains, and call it with training=False
 # so its BatchNorm layers keep their ImageNet statistics.
@@ -408,13 +434,7 @@ x = base(inputs, training=False)
 # Fine-tune the top of the backbone, freezing everything below Head Lab's cut. Head Lab rounds
 # "unfrozen" down to a block boundary: the cut goes after a layer whose output alone carries the
 # graph forward (no skip connection jumps over it), so the frozen part is one piece.
-UNFROZEN = {config.unfrozen}
-
-
-{_CUTS_SOURCE}
-
-last = len(base.layers) - 1
-cut = max(i for i in single_tensor_cuts(base) if i <= max(0, last - UNFROZEN))
+{_cut_code(config).strip()}
 base.trainable = True
 for layer in base.layers[: cut + 1]:
     layer.trainable = False  # frozen explicitly: weights and BatchNorm statistics never change
@@ -509,6 +529,35 @@ model.compile(optimizer={optimizer_expr(config)},
 n_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 print(f"Trainable parameters: {{n_trainable:,}}")
 history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=2)
+'''
+
+
+def _fine_tuning(config) -> str:
+    """Phase 2 of the Keras transfer-learning guide's recipe, on the model phase 1 trained."""
+    return f'''
+# ---- Phase 2: fine-tune the top of the backbone (the Keras transfer-learning guide's recipe) ----------
+# The head is trained now, so unfreezing no longer sends a random head's large gradients into the
+# pretrained layers. Head Lab rounds "unfrozen" down to a block boundary: the cut goes after a layer whose
+# output alone carries the graph forward (no skip connection jumps over it).
+{_cut_code(config).strip()}
+base.trainable = True
+for layer in base.layers[: cut + 1]:
+    layer.trainable = False  # below the cut: frozen, as in phase 1
+for layer in base.layers[cut + 1:]:
+    # BatchNorm stays frozen, which in Keras 3 also runs it in inference mode (ImageNet statistics kept).
+    # The training=False given when the model was built does not do that once the base is trainable:
+    # fit() calls the model with training=True, and Keras 3 passes that on to the base.
+    if isinstance(layer, keras.layers.BatchNormalization):
+        layer.trainable = False
+print(f"Fine-tuning the top {{last - cut}} layers (asked for {{UNFROZEN}}), "
+      f"cut after {{base.layers[cut].name!r}}")
+# Recompile: the new trainable flags take effect, with a new optimizer at the low fine-tuning rate.
+model.compile(optimizer={optimizer_expr(config.phase2())},
+              loss={loss_expr(config)}, jit_compile=False)
+n_trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+print(f"Trainable parameters in phase 2: {{n_trainable:,}}")
+fine_tune_history = model.fit(train_ds, validation_data=val_ds, initial_epoch=args.epochs,
+                              epochs=args.epochs + args.fine_tune_epochs, verbose=2)
 '''
 
 

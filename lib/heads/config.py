@@ -51,6 +51,10 @@ BIAS_INITIALIZERS: dict[str, dict[str, float]] = {
 MAX_UNITS = 4096
 MAX_HIDDEN_LAYERS = 4
 MAX_UNFROZEN = 2000
+MAX_FINE_TUNE_EPOCHS = 100
+# The Keras transfer-learning guide's fine-tuning rate (Adam 1e-5): low, so the pretrained weights of the
+# unfrozen layers move only a little away from what phase 1's head was trained on.
+FINE_TUNE_LEARNING_RATE = 1e-5
 MAX_LEARNING_RATE = 10.0
 MAX_NAME = 80
 
@@ -135,6 +139,12 @@ class HeadConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     unfrozen: int = 0
+    # Two phases (the Keras guide's recipe) when fine_tune_epochs > 0: the head first trains on the frozen
+    # base for the sweep's epochs, then the top `unfrozen` layers join it for fine_tune_epochs more, with
+    # a new optimizer at fine_tune_learning_rate and their BatchNorm layers kept in inference mode.
+    # With 0 (one phase), `unfrozen` layers train from the first epoch with the randomly started head.
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = FINE_TUNE_LEARNING_RATE
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -147,6 +157,15 @@ class HeadConfig:
         if self.units is not None:
             _check_int("units", self.units, 1, MAX_UNITS)
         _check_int("unfrozen", self.unfrozen, 0, MAX_UNFROZEN)
+        _check_int("fine_tune_epochs", self.fine_tune_epochs, 0, MAX_FINE_TUNE_EPOCHS)
+        if self.fine_tune_epochs and not self.unfrozen:
+            raise ConfigError("fine_tune_epochs needs unfrozen > 0: phase 2 unfreezes the top `unfrozen` backbone "
+                              "layers (set unfrozen, or fine_tune_epochs=0 for a frozen head)")
+        ft_lr = self.fine_tune_learning_rate
+        if not isinstance(ft_lr, (int, float)) or isinstance(ft_lr, bool) or not math.isfinite(ft_lr) \
+                or not 0 < ft_lr <= MAX_LEARNING_RATE:
+            raise ConfigError(f"fine_tune_learning_rate must be a number in (0, {MAX_LEARNING_RATE:g}]; "
+                              f"got {short(ft_lr)}")
         if not isinstance(self.from_logits, bool):
             raise ConfigError("from_logits must be true or false")
         lr = self.learning_rate
@@ -171,6 +190,7 @@ class HeadConfig:
             _check_choice("hidden layer activation", act, HIDDEN_ACTIVATIONS)
         object.__setattr__(self, "hidden", hidden)
         object.__setattr__(self, "learning_rate", float(lr))
+        object.__setattr__(self, "fine_tune_learning_rate", float(ft_lr))
         object.__setattr__(self, "dropout", float(self.dropout))
 
     # -- derived views -------------------------------------------------------------------
@@ -183,6 +203,23 @@ class HeadConfig:
 
     def bias_init(self) -> tuple[str, dict[str, float]]:
         return parse_initializer(self.bias_initializer, BIAS_INITIALIZERS)
+
+    @property
+    def two_phase(self) -> bool:
+        """Frozen base first, then the top `unfrozen` layers fine-tuned (fine_tune_epochs > 0)."""
+        return self.fine_tune_epochs > 0
+
+    def phase1(self) -> HeadConfig:
+        """The head of phase 1: this head on the frozen base (itself when it has one phase)."""
+        return self.with_(unfrozen=0, fine_tune_epochs=0) if self.two_phase else self
+
+    def phase2(self) -> HeadConfig:
+        """What phase 2 trains: the top `unfrozen` layers plus the head, at the fine-tuning learning rate."""
+        return self.with_(fine_tune_epochs=0, learning_rate=self.fine_tune_learning_rate)
+
+    def total_epochs(self, epochs: int) -> int:
+        """Epochs this head trains in a sweep of `epochs`: phase 1's plus phase 2's."""
+        return epochs + self.fine_tune_epochs
 
     def label(self) -> str:
         """A short human name for one head alone: the given name, else its pairing. Heads of one
@@ -271,8 +308,8 @@ def default_head(task: str, **overrides) -> HeadConfig:
 
 
 _BOOL = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_INT_FIELDS = {"units", "unfrozen"}
-_FLOAT_FIELDS = {"dropout", "learning_rate"}
+_INT_FIELDS = {"units", "unfrozen", "fine_tune_epochs"}
+_FLOAT_FIELDS = {"dropout", "learning_rate", "fine_tune_learning_rate"}
 
 
 def parse_head_string(task: str, spec: str) -> HeadConfig:

@@ -17,7 +17,8 @@ PAIRING_FIELDS = ("activation", "units", "loss", "from_logits")
 SKIPPED_FIELDS = ("task", "name")
 # Settings left out of a name at their default value ("zeros", not "zeros · no hidden layer"): their
 # absence reads as the default. Initializer, pooling, optimizer and learning rate are always named.
-QUIET_AT_DEFAULT = ("hidden", "dropout", "bias_initializer", "labels")
+QUIET_AT_DEFAULT = ("hidden", "dropout", "bias_initializer", "labels", "fine_tune_epochs",
+                    "fine_tune_learning_rate")
 DEFAULTS = {f.name: f.default for f in fields(HeadConfig) if f.default is not MISSING}
 DEFAULTS["hidden"] = ()
 
@@ -47,6 +48,8 @@ FORMATTERS: dict[str, Callable[[object], str]] = {
     "learning_rate": lambda v: f"lr {v:g}",
     "unfrozen": _unfrozen,
     "labels": lambda v: f"labels {v}",
+    "fine_tune_epochs": lambda v: "one phase" if v == 0 else f"then {v} epochs fine-tuned",
+    "fine_tune_learning_rate": lambda v: f"fine-tuning lr {v:g}",
 }
 
 

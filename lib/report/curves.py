@@ -42,8 +42,23 @@ def _finite_xy(xs: Sequence, ys: Sequence, positive: bool = False) -> tuple[list
 
 
 def _epoch_axis(fig: go.Figure, sweep: SweepResult) -> None:
-    fig.update_xaxes(title_text="epoch", dtick=max(1, math.ceil(sweep.epochs / 10)),
-                     range=[0.5, max(sweep.epochs, 1) + 0.5])
+    # a two-phase head trains its fine-tuning epochs after the sweep's: the axis reaches its last one
+    last = max([sweep.epochs, 1, *(max(r.history.get("epoch") or [0]) for r in sweep.runs)])
+    fig.update_xaxes(title_text="epoch", dtick=max(1, math.ceil(last / 10)), range=[0.5, last + 0.5])
+    _mark_phases(fig, sweep)
+
+
+def _mark_phases(fig: go.Figure, sweep: SweepResult) -> None:
+    """A dashed vertical line where a two-phase head's fine-tuning (phase 2) begins."""
+    colors = run_colors(len(sweep.runs))
+    for i, run in enumerate(sweep.runs):
+        if run.phase_boundary is None:
+            continue
+        x = run.phase_boundary + 0.5
+        fig.add_vline(x=x, line=dict(color=colors[i], dash="dash", width=1.5))
+        fig.add_annotation(x=x, y=0.02, xref="x", yref="paper", text="fine-tuning →", showarrow=False,
+                           xanchor="left", xshift=3, yanchor="bottom",
+                           font=dict(color=colors[i], size=FONT_SIZE - 1), bgcolor="rgba(255,255,255,0.8)")
 
 
 def _error_note(sweep: SweepResult) -> str:

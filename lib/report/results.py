@@ -40,6 +40,7 @@ def sweep_to_dict(sweep: SweepResult) -> dict:
             "notes": run.notes,
             "cut": run.cut,
             "seconds": round(run.seconds, 3),
+            "epoch_seconds": run.epoch_seconds,  # one per history["epoch"]; wall-clock, so not deterministic
         })
     return _clean({
         "task": sweep.task, "dataset": sweep.dataset, "label_names": list(sweep.label_names), "unit": sweep.unit,

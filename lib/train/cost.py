@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lib.backbones.features import find_cut
 from lib.backbones.profile import (
@@ -108,7 +108,11 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
     n_val = int(data.is_val.sum())
     n_train = n - n_val
     steps = math.ceil(n_train / batch_size) if n_train else 0
-    cut_of = {u: find_cut(model, u).index for u in sorted({h.unfrozen for h in heads})}
+    # A two-phase head trains phase 1 on the frozen base's features and phase 2 above its cut: both are
+    # extracted, and it costs what a frozen head of `epochs` plus a one-phase head of its fine-tuning
+    # epochs would (its state: both models, phase 1's being returned to the pool as phase 2 starts).
+    staged = [*heads, *(h.phase1() for h in heads if h.two_phase)]
+    cut_of = {u: find_cut(model, u).index for u in sorted({h.unfrozen for h in staged})}
 
     feature_bytes = extraction = extraction_bytes = 0
     for index in sorted(set(cut_of.values())):
@@ -122,12 +126,11 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
         feature_bytes += 2 * n * size * BYTES_PER_FLOAT
         if index == top:  # a frozen base's heads train on features pooled once, per pooling
             channels = int(model.layers[index].output.shape[-1])
-            pooled = {h.pooling for h in heads if cut_of[h.unfrozen] == top} - {"flatten"}  # a reshape: no copy
+            pooled = {h.pooling for h in staged if cut_of[h.unfrozen] == top} - {"flatten"}  # a reshape: no copy
             feature_bytes += len(pooled) * n * channels * BYTES_PER_FLOAT
             extraction += len(pooled) * n * size
 
-    per_head = []
-    for h in heads:
+    def one(h: HeadConfig, epochs: int) -> HeadEstimate:
         index = cut_of[h.unfrozen]
         above = layers[index + 1:]
         feature_shape = tuple(model.layers[top].output.shape[1:])
@@ -157,8 +160,18 @@ def estimate(heads: Sequence[HeadConfig], data: TaskData, backbone, epochs: int,
         activation = max(train_act, val_act) * BYTES_PER_FLOAT + len(above) * TRACE_BYTES_PER_LAYER
         macs = (epochs * (TRAIN_PASS_FACTOR * fwd * n_train + fwd * n_val) + fwd * n_val
                 + epochs * steps * trainable * OPTIMIZER_MACS_PER_WEIGHT)
-        per_head.append(HeadEstimate(h.label(), params, trainable, sum(layer.params for layer in above), largest,
-                                     h.pooling, len(h.hidden), state, activation, int(macs)))
+        return HeadEstimate(h.label(), params, trainable, sum(layer.params for layer in above), largest,
+                            h.pooling, len(h.hidden), state, activation, int(macs))
+
+    per_head = []
+    for h in heads:
+        if not h.two_phase:
+            per_head.append(one(h, epochs))
+            continue
+        first, second = one(h.phase1(), epochs), one(h.phase2(), h.fine_tune_epochs)
+        per_head.append(replace(second, label=h.label(), state_bytes=first.state_bytes + second.state_bytes,
+                                activation_bytes=max(first.activation_bytes, second.activation_bytes),
+                                macs=first.macs + second.macs))
     return Estimate(tuple(per_head), int(feature_bytes), int(extraction_bytes), int(extraction),
                     len(set(cut_of.values())),
                     int(backbone.size), n)

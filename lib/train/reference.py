@@ -58,3 +58,45 @@ def _fit(config, data, bb, bottom, cut, epochs, seed, batch_size, x) -> dict[str
     hist = model.fit(x[tr], y_tr, validation_data=(x[va], y_va), epochs=epochs, batch_size=batch_size,
                      shuffle=False, verbose=0)
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def fit_two_phase(config: HeadConfig, data: TaskData, bb: LoadedBackbone, *, epochs: int, seed: int,
+                  batch_size: int = 32, x: np.ndarray | None = None) -> dict[str, list[float]]:
+    """The Keras transfer-learning guide's two phases with plain `model.fit` (no shuffling), on one model:
+    `epochs` with the whole base frozen, then — top `config.unfrozen` layers unfrozen except their
+    BatchNorm layers, recompiled with a new optimizer at `config.fine_tune_learning_rate` — its
+    `config.fine_tune_epochs` more. Returns both fits' histories end to end, and "phase"."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    cut = find_cut(bb.model, config.unfrozen)
+    bottom = keras.Model(bb.model.input, bb.model.layers[cut.index].output, name="frozen_bottom")
+    flags = [layer.trainable for layer in bb.model.layers]  # shared with every other run: put back after
+    try:
+        bottom.trainable = False
+        tr, va = ~data.is_val, data.is_val
+        head, _, _ = build_head(config.phase2(), tuple(bottom.output.shape[1:]), data.n_outputs, data.y[tr], seed,
+                                bb.model, cut.index)
+        names = {layer.name for layer in bb.model.layers}
+        top = [layer for layer in head.layers if layer.name in names]  # the head's copies of the layers above the cut
+        inp = keras.Input(shape=(bb.size, bb.size, 3))
+        model = keras.Model(inp, head(bottom(inp, training=False)))
+        x = preprocessed_images(bb, data.images) if x is None else x
+        y_tr = encode_targets(config, data.y[tr], data.n_outputs)
+        y_va = encode_targets(config, data.y[va], data.n_outputs)
+        history: dict[str, list[float]] = {"phase": []}
+        for phase, (lr, first, last) in enumerate(((config.learning_rate, 0, epochs),
+                                                   (config.fine_tune_learning_rate, epochs,
+                                                    epochs + config.fine_tune_epochs)), 1):
+            for layer in top:  # phase 1: all frozen; phase 2: all but BatchNorm (frozen = inference mode)
+                layer.trainable = phase == 2 and not isinstance(layer, keras.layers.BatchNormalization)
+            model.compile(optimizer=make_optimizer(config.with_(learning_rate=lr)), loss=make_loss(config))
+            hist = model.fit(x[tr], y_tr, validation_data=(x[va], y_va), initial_epoch=first, epochs=last,
+                             batch_size=batch_size, shuffle=False, verbose=0)
+            for k, vals in hist.history.items():
+                history.setdefault(k, []).extend(float(v) for v in vals)
+            history["phase"] += [phase] * (last - first)
+        return history
+    finally:
+        for layer, flag in zip(bb.model.layers, flags, strict=True):
+            layer.trainable = flag

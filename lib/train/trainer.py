@@ -58,10 +58,30 @@ class RunResult:
     seconds: float = 0.0
     diagnostics: list[dict] = field(default_factory=list)
     name: str = ""  # what tells it apart from the sweep's other heads (`name_runs`)
+    # Wall-clock seconds of each epoch in history["epoch"] (training pass + validation predict()). Kept out
+    # of `history`, whose numbers are the same for the same config and seed; these are not.
+    epoch_seconds: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return self.name or self.config.label()
+
+    @property
+    def phase_boundary(self) -> int | None:
+        """The last epoch of phase 1 when phase 2 (fine-tuning) ran after it (history["phase"]), else None."""
+        phases = self.history.get("phase", [])
+        if 2 not in phases:
+            return None
+        return self.history["epoch"][phases.index(2) - 1] if phases.index(2) else 0
+
+    def seconds_per_epoch(self, phase: int | None = None) -> float | None:
+        """Typical wall-clock seconds of one epoch (of one phase, or of all): the median, leaving out the
+        first epoch of each phase when that phase has others, since the first one also traces its graph."""
+        phases = self.history.get("phase", [1] * len(self.epoch_seconds))
+        mine = [(k, t) for k, (t, p) in enumerate(zip(self.epoch_seconds, phases)) if phase in (None, p)]
+        later = [t for k, t in mine if k > 0 and phases[k - 1] == phases[k]]
+        chosen = later or [t for _, t in mine]
+        return float(np.median(chosen)) if chosen else None
 
 
 def name_runs(runs: list[RunResult]) -> list[RunResult]:
@@ -159,7 +179,7 @@ class _Compiled:
     head of the same structure copies its starting weights and optimizer state into a free one.
     """
 
-    def __init__(self, model, out_layer, loss_fn, opt, n: int, batch_size: int):
+    def __init__(self, model, out_layer, loss_fn, opt, n: int, batch_size: int, one_trace: bool = False):
         import tensorflow as tf
 
         if getattr(opt, "_distribution_strategy", None) is not None and opt._distribution_strategy.num_replicas_in_sync == 1:
@@ -186,8 +206,26 @@ class _Compiled:
             opt.apply(grads, tvars)
             return tf.cast(loss, tf.float32), tf.linalg.global_norm([grads[i] for i in head_idx])
 
+        n_batches = n_full + (1 if rem else 0)
+
+        @tf.function
+        def train_epoch_one_trace(x, y, order):
+            # Every batch, the smaller last one too, through one traced step of dynamic batch size: for a
+            # head that trains backbone layers, tracing its step costs seconds (MobileNetV2's whole base:
+            # ~6 s each on 2 cores), far more than the static-size loop saves.
+            loss_sum, gnorm_sum = tf.constant(0.0), tf.constant(0.0)
+            for b in tf.range(n_batches):
+                size = tf.minimum(batch_size, n - b * batch_size)
+                idx = tf.slice(order, [b * batch_size], [size])
+                loss, gnorm = step(tf.gather(x, idx), tf.gather(y, idx))
+                loss_sum += loss * tf.cast(size, tf.float32)
+                gnorm_sum += gnorm
+            return loss_sum / n, gnorm_sum / n_batches
+
         @tf.function
         def train_epoch(x, y, order):
+            if one_trace:
+                return train_epoch_one_trace(x, y, order)
             loss_sum, gnorm_sum = tf.constant(0.0), tf.constant(0.0)
             # Full batches have a static size (a cheaper loop); the smaller last batch runs once after.
             for b in tf.range(n_full):
@@ -258,28 +296,39 @@ class _HeadRunner:
     own initial weights, learning rate and seeds."""
 
     def __init__(self, config, x_tr, x_va, y_tr_raw, y_va_raw, n_outputs, seed, batch_size,
-                 backbone, cut: Cut, backbone_id: tuple, pooled: bool):
+                 backbone, cut: Cut, backbone_id: tuple, pooled: bool, freeze_batchnorm: bool = False):
         import tensorflow as tf
 
         self.config = config
         model, out_layer, self.notes = build_head(
-            config, x_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index, pooled=pooled)
+            config, x_tr.shape[1:], n_outputs, y_tr_raw, seed, backbone, cut.index, pooled=pooled,
+            freeze_batchnorm=freeze_batchnorm)
         opt = make_optimizer(config)
         opt.build(model.trainable_variables)
         self.x_tr, self.x_va = x_tr, x_va  # tensors shared by every head on the same cut
         self.y_tr = tf.constant(encode_targets(config, y_tr_raw, n_outputs))
         self.y_va = tf.constant(encode_targets(config, y_va_raw, n_outputs))
         self.key = _structure_key(config, x_tr.shape, x_va.shape, self.y_tr.shape, self.y_tr.dtype.name,
-                                  batch_size, cut.index, backbone_id, pooled)
+                                  batch_size, cut.index, backbone_id, pooled, freeze_batchnorm)
         with _POOL_LOCK:
             idle = _POOL.get(self.key)
             compiled = idle.pop() if idle else None
         if compiled is None:
-            compiled = _Compiled(model, out_layer, make_loss(config), opt, int(x_tr.shape[0]), batch_size)
+            compiled = _Compiled(model, out_layer, make_loss(config), opt, int(x_tr.shape[0]), batch_size,
+                                 one_trace=cut.index < len(backbone.layers) - 1)
         else:
             compiled.load_state(model, opt)
         self.compiled = compiled
         self.loss_fn = compiled.loss_fn
+
+    def start_from(self, other: _HeadRunner) -> None:
+        """Phase 2 of a two-phase head: take over phase 1's head weights (its Dense layers, by name), so
+        fine-tuning continues from the trained head rather than from a random one."""
+        mine = {layer.name: layer for layer in self.compiled.model.layers if layer.weights}
+        for layer in other.compiled.model.layers:
+            if layer.weights:
+                for v, w in zip(mine[layer.name].weights, layer.weights, strict=True):
+                    v.assign(w.value)
 
     def release(self) -> None:
         """Return the compiled head to the pool for the next head of this structure, least recently
@@ -369,39 +418,47 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     emit = progress or (lambda event: None)
     notes = [bb.note] if bb.note else []
 
-    # Features: one extraction per distinct cut point, shared by every head that uses it.
+    # Features: one extraction per distinct cut point, shared by every head that uses it. A two-phase
+    # head needs two: the frozen base's for phase 1 (the fast path, pooled once) and its cut's for phase 2.
     t0 = time.perf_counter()
-    cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in configs}
+    staged = configs + [c.phase1() for c in configs if c.two_phase]
+    cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in staged}
     top = len(bb.model.layers) - 1
-    features, all_cached, cache_notes = _feature_tensors(bb, cuts, configs, data, use_cache, emit)
+    features, all_cached, cache_notes = _feature_tensors(bb, cuts, staged, data, use_cache, emit)
     notes += [n for n in cache_notes if n not in notes]
     t_features = time.perf_counter() - t0
 
     tr, va = ~data.is_val, data.is_val
     y_tr, y_va = data.y[tr], data.y[va]
     n_out = data.n_outputs
-    keep = set(snapshot_epochs(epochs))
-    rng = np.random.default_rng(seed)
-    orders = [rng.permutation(int(tr.sum())) if shuffle else np.arange(int(tr.sum())) for _ in range(epochs)]
+    total = max(c.total_epochs(epochs) for c in configs)  # two-phase heads go on after the others
+    keep = set(snapshot_epochs(total)) | {epochs}  # and the end of phase 1
+    rng = np.random.default_rng(seed)  # the first `epochs` orders are the same whatever `total` is
+    orders = [rng.permutation(int(tr.sum())) if shuffle else np.arange(int(tr.sum())) for _ in range(total)]
 
     t1 = time.perf_counter()
     started = _clock()  # the time budget counts training only: extraction is bounded by the estimate
     runs: list[RunResult] = []
     runners: list[_HeadRunner | None] = []
+    bb_id = (bb.name, bb.size, bb.weights_id)
     for config in configs:
-        run = RunResult(config=config, verdict=verdict_for(config, n_out), cut=cuts[config.unfrozen].describe())
-        run.history = {"epoch": [], "loss": [], "val_loss": [], "grad_norm": [],
+        described = cuts[config.unfrozen].describe()
+        if config.two_phase:
+            described = f"frozen backbone for {epochs} epochs, then {described} for {config.fine_tune_epochs}"
+        run = RunResult(config=config, verdict=verdict_for(config, n_out), cut=described)
+        run.history = {"epoch": [], "phase": [], "loss": [], "val_loss": [], "grad_norm": [],
                        **{m: [] for m in M.metric_names(data.task)}}
         runs.append(run)
-        cut = cuts[config.unfrozen]
-        feature_key = _feature_key(config, cut, top)
+        first = config.phase1()  # a two-phase head starts as a frozen-base head
+        cut = cuts[first.unfrozen]
+        feature_key = _feature_key(first, cut, top)
         x_tr, x_va = features[feature_key]
         t_run = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                runner = _HeadRunner(config, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size,
-                                     bb.model, cut, (bb.name, bb.size, bb.weights_id), feature_key != cut.index)
+                runner = _HeadRunner(first, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size,
+                                     bb.model, cut, bb_id, feature_key != cut.index)
                 out, val_loss = runner.evaluate()
                 run.snapshots[0] = out.numpy()
                 run.final["initial_val_loss"] = float(val_loss)
@@ -416,23 +473,29 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     # Heads are independent, so after epoch 1 (which traces each graph in this thread, where Keras's
     # warnings can be caught) they advance in parallel threads: TF releases the GIL while it runs.
     workers = parallel_heads(len(configs))
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and epochs > 1 else None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and total > 1 else None
     stopped = ""
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(1, total + 1):
             order = orders[epoch - 1].astype(np.int32)
-            live = [i for i, (run, runner) in enumerate(zip(runs, runners)) if runner is not None and run.status == "ok"]
-            if pool is None or epoch == 1:
+            if epoch == epochs + 1:  # phase 2 of the two-phase heads: their partly unfrozen models
+                for i, run in enumerate(runs):
+                    if run.config.two_phase and runners[i] is not None and run.status == "ok":
+                        runners[i] = _start_phase2(run, runners[i], cuts, features, y_tr, y_va, n_out, seed,
+                                                   batch_size, bb, bb_id)
+            live = [i for i, (run, runner) in enumerate(zip(runs, runners))
+                    if runner is not None and run.status == "ok" and epoch <= run.config.total_epochs(epochs)]
+            if pool is None or epoch in (1, epochs + 1):  # epochs that trace a graph: here, warnings caught
                 steps = [_step(runs[i], runners[i], order, capture=True) for i in live]
             else:
                 steps = list(pool.map(_step, [runs[i] for i in live], [runners[i] for i in live],
                                       [order] * len(live), [False] * len(live)))
             for i, step in zip(live, steps):  # record in column order, in this thread
-                _record(runs[i], runners[i], step, epoch, keep, y_va)
-                emit({"stage": "epoch", "epoch": epoch, "epochs": epochs, "run": i, "status": runs[i].status,
+                _record(runs[i], runners[i], step, epoch, keep, y_va, phase=1 if epoch <= epochs else 2)
+                emit({"stage": "epoch", "epoch": epoch, "epochs": total, "run": i, "status": runs[i].status,
                       "history": {k: v[-1] for k, v in runs[i].history.items() if v}})
-            if epoch < epochs and live:
-                stopped = _stop_reason(epoch, epochs, started, limit, cancelled)
+            if epoch < total and live:
+                stopped = _stop_reason(epoch, total, started, limit, cancelled)
                 if stopped:
                     for i, step in zip(live, steps):
                         if runs[i].status == "ok" and "out" in step:
@@ -453,7 +516,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     return SweepResult(
         runs=name_runs(runs), task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
         y_val=y_va, y_train=y_tr, backbone=bb.name, input_size=bb.size, weights=bb.weights, epochs=epochs,
-        seed=seed, batch_size=batch_size,
+        seed=seed, batch_size=batch_size,  # epochs: as asked (two-phase heads train fine_tune_epochs more)
         timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
                 "features_cached": all_cached},
         backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes, stopped=stopped)
@@ -563,7 +626,39 @@ def _step(run: RunResult, runner: _HeadRunner, order: np.ndarray, capture: bool)
     return result
 
 
-def _record(run: RunResult, runner: _HeadRunner, step: dict, epoch: int, keep: set[int], y_va: np.ndarray) -> None:
+def _start_phase2(run: RunResult, phase1: _HeadRunner, cuts: dict[int, Cut], features: dict, y_tr, y_va,
+                  n_out: int, seed: int, batch_size: int, bb: LoadedBackbone, bb_id: tuple) -> _HeadRunner | None:
+    """Phase 2 of a two-phase head (the Keras guide's recipe): the top `unfrozen` layers on their cut's
+    cached features, BatchNorm frozen in inference mode, phase 1's head weights, and a new optimizer at
+    the fine-tuning learning rate (what recompiling does in Keras). Phase 1's compiled head goes back to
+    the pool. Returns None (and marks the run) when Keras refuses the phase-2 model."""
+    t0 = time.perf_counter()
+    config = run.config.phase2()
+    cut = cuts[config.unfrozen]
+    x_tr, x_va = features[_feature_key(config, cut, len(bb.model.layers) - 1)]
+    runner = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            runner = _HeadRunner(config, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size, bb.model, cut, bb_id,
+                                 pooled=False, freeze_batchnorm=True)
+            runner.start_from(phase1)
+            # What the phase-2 model predicts before its first step: phase 1's last outputs, to float precision
+            # (the same weights, the frozen top now computed from the cut's features instead of extracted).
+            run.final["fine_tune_start_val_loss"] = float(runner.evaluate()[1])
+        except Exception as e:
+            if runner is not None:
+                runner.release()
+            runner = None
+            run.status, run.error = "error", f"fine-tuning phase: {_first_line(e)}"
+    run.warnings += [w for w in _unique_warnings(caught) if w not in run.warnings]
+    phase1.release()
+    run.seconds += time.perf_counter() - t0
+    return runner
+
+
+def _record(run: RunResult, runner: _HeadRunner, step: dict, epoch: int, keep: set[int], y_va: np.ndarray,
+            phase: int = 1) -> None:
     """Append one epoch's figures to the run; mark it diverged when anything became NaN/inf."""
     run.seconds += step["seconds"]
     run.warnings += [w for w in step["warnings"] if w not in run.warnings]
@@ -573,6 +668,8 @@ def _record(run: RunResult, runner: _HeadRunner, step: dict, epoch: int, keep: s
     out, loss, val_loss = step["out"], step["loss"], step["val_loss"]
     h = run.history
     h["epoch"].append(epoch)
+    h["phase"].append(phase)
+    run.epoch_seconds.append(round(step["seconds"], 4))
     h["loss"].append(loss)
     h["val_loss"].append(val_loss)
     h["grad_norm"].append(step["gnorm"])
