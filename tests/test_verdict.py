@@ -188,3 +188,19 @@ def test_json_and_report_carry_the_combined_verdict(multiclass):
         assert f'<span class="badge {verdict.level}">{verdict.level}</span> {html.escape(verdict.message)}' in page
     levels = {name: e["verdict"]["level"] for name, e in zip(runs, report["runs"])}
     assert levels == {"flatten": "warning", "gap": "ok", "relu": "error", "lr10": "error", "linear": "error"}
+
+
+def test_the_random_backbone_condition_takes_the_blame_for_an_initializer_symptom_too(binary):
+    # The bundled random MobileNetV2's features are ~1e-11, too small for any kernel to pin the outputs, so
+    # the σ=10 head's real run on pretrained features is re-read as if its backbone had been random: the
+    # condition must then explain its saturated start instead of blaming kernel_initializer.
+    import dataclasses
+
+    sweep, runs = binary
+    run = runs["sigma10"]
+    assert "saturated_at_start" in codes(combine(run, sweep))
+    as_random = dataclasses.replace(sweep, weights="random (chosen)")
+    verdict = combine(run, as_random)
+    assert codes(verdict) == ["random_backbone"]
+    assert "outputs pinned at a bound from the start" in verdict.symptoms[0]["message"]
+    assert "kernel_initializer" not in verdict.knobs

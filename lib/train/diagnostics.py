@@ -2,6 +2,7 @@
 
 The static verdict comes from the pairing table; these are what the run itself showed, because
 the loss curve alone can hide a mismatch (e.g. softmax over one unit: loss falls, output is 1.0).
+`lib.train.verdict` reconciles them with the table into the one verdict a head gets after training.
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
                     "(p − y) is still alive" if reads_logits else
                     f"the loss reads the {c.activation} outputs themselves, so at a bound its gradient vanishes")
         sat, wrong = saturated_fraction(final, c.activation), wrong_side_fraction(final, c, sweep)
-        # Confident, correct outputs are what cross-entropy converges to (its gradient is p − y): only
-        # outputs pinned on the wrong side, or pinned where the wrong side cannot be told, are a symptom.
-        if sat > 0.8 and (wrong > 0.5 if wrong is not None else not reads_logits):
+        # Confident, correct outputs are what cross-entropy converges to (its gradient is p − y). Pinned on the
+        # wrong side is a symptom: when the loss reads the logits such outputs still get a gradient, so only
+        # most of them being wrong counts; when it reads the outputs they are stuck, so a tenth is enough.
+        # Where the wrong side cannot be told, only a loss that reads the outputs makes pinning a symptom.
+        stuck = 0.5 if reads_logits else 0.1
+        if sat > 0.8 and (wrong > stuck if wrong is not None else not reads_logits):
             share = f", {wrong:.0%} of them on the wrong side" if wrong is not None else ""
             out.append(_symptom("saturated", "warning",
                                 f"{sat:.0%} of outputs sit within 0.001 of the {c.activation} range's bounds{share}: "
