@@ -50,6 +50,13 @@ def binary(tiny_backbone):
 
 
 @pytest.fixture(scope="module")
+def regression(tiny_backbone):
+    heads = [parse_head_string("regression", s) for s in ("", "activation=sigmoid")]
+    sweep = annotate(train(heads, load_dataset("shapes", "regression"), epochs=5, seed=0, loaded=tiny_backbone))
+    return sweep, dict(zip(("linear", "sigmoid"), sweep.runs))
+
+
+@pytest.fixture(scope="module")
 def random_backbone():
     from lib.backbones.registry import load_backbone
 
@@ -108,8 +115,14 @@ def test_relu_cce_divergence_names_the_relu_output_as_the_table_does(multiclass)
     assert verdict.level == "error" and "This run shows it: Diverged at epoch" in verdict.message
 
 
-def test_a_symptom_the_table_explains_always_takes_the_tables_knob(multiclass, binary):
-    for sweep, runs in (multiclass, binary):
+def test_a_symptom_the_table_explains_always_takes_the_tables_knob(multiclass, binary, regression):
+    sweep, runs = regression
+    pinned = combine(runs["sigmoid"], sweep)
+    assert pinned.level == "error" and "pinned_regression" in codes(pinned)
+    # every symptom of a sigmoid regression head (pinned, constant, flat...) is the activation's doing
+    assert {s["cause"] for s in pinned.symptoms} == {"sigmoid_regression"}
+    assert set(pinned.knobs) == {"activation (linear)"}
+    for sweep, runs in (multiclass, binary, regression):
         for run in runs.values():
             verdict = combine(run, sweep)
             assert run.diagnostics == list(verdict.symptoms)  # annotate() stores the same reconciled list

@@ -97,9 +97,13 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
                                     f"…{final.max():.3g}); with from_logits=False the loss clips them into (0, 1) first, "
                                     "so it never sees what the model outputs.", "from_logits or activation"))
 
-    out += _learning_rate_symptoms(run)
-    if not any(d["code"] == "learning_rate" for d in out):  # wild steps explain a rising validation loss
-        out += _overfitting(hist, c)
+    # A loss that clips the outputs into (0, 1) jumps towards −log(1e−7) ≈ 16 whatever the steps, so its
+    # trend says nothing about the learning rate or overfitting (clipped_outputs says why).
+    clips = c.loss in CE_LOSSES and not c.from_logits and c.activation not in ("sigmoid", "softmax")
+    if not clips:
+        out += _learning_rate_symptoms(run)
+        if not any(d["code"] == "learning_rate" for d in out):  # wild steps explain a rising validation loss
+            out += _overfitting(hist, c)
     if _flat(hist["loss"]):
         out.append(_symptom("flat_loss", "warning",
                             "The training loss barely moved (under 1% from first to last epoch).",

@@ -25,12 +25,14 @@ ANY_ERROR = "*error"  # any table code of level error explains the symptom
 EXPLAINS: dict[str, tuple[str, ...]] = {
     "refused": (ANY_ERROR,),
     "diverged": ("relu_ce", "linear_probabilities", "tanh_ce", "ce_for_regression"),
-    "constant_output": ("softmax_one_unit", "ce_over_one_unit"),
+    "constant_output": ("softmax_one_unit", "ce_over_one_unit", "sigmoid_regression", "tanh_regression",
+                        "softmax_regression", "relu_regression", "relu_ce"),
     "saturated": ("relu_ce", "tanh_ce", "regression_loss_for_classes", "sigmoid_regression", "tanh_regression",
                   "softmax_regression", "linear_probabilities"),
     "clipped_outputs": ("linear_probabilities",),
     "flat_loss": ("ce_over_one_unit", "softmax_one_unit", "probabilities_as_logits", "relu_ce", "tanh_ce",
-                  "relu_regression"),
+                  "relu_regression", "sigmoid_regression", "tanh_regression", "softmax_regression",
+                  "regression_loss_for_classes"),
     "loss_hides_outputs": ("softmax_one_unit", "linear_probabilities", "softmax_with_bce", "sigmoid_with_cce",
                            "softmax_multilabel", "relu_ce", "tanh_ce", "probabilities_as_logits"),
     "sums_not_one": ("sigmoid_with_cce", "sigmoid_one_vs_rest", "relu_ce", "tanh_ce", "tanh_logits",
@@ -39,7 +41,8 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "labels_compete": ("softmax_multilabel",),
     "pinned_regression": ("sigmoid_regression", "tanh_regression", "softmax_regression", "relu_regression"),
     "dead_relu": ("relu_regression",),
-    "no_gradient": ("ce_over_one_unit", "softmax_one_unit", "relu_regression", "relu_ce"),
+    "no_gradient": ("ce_over_one_unit", "softmax_one_unit", "relu_regression", "relu_ce", "sigmoid_regression",
+                    "tanh_regression", "softmax_regression", "regression_loss_for_classes"),
 }
 
 # Symptoms that blame the head but that features carrying nothing produce by themselves.
