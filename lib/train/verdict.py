@@ -109,7 +109,7 @@ def combine(run: RunResult, sweep: SweepResult) -> RunVerdict:
             blamed_on_backbone.append(BACKBONE_EXPLAINS[s["code"]])
         elif s["code"] == "majority_rate" and any(o["cause"] == "" for o in symptoms):
             first = next(o for o in symptoms if o["cause"] == "")  # a consequence of the symptom above it
-            symptoms.append({**s, "message": f"{s['message']} It follows from: {_first_sentence(first['message'])}",
+            symptoms.append({**s, "message": f"{s['message']} It follows from the {first['code'].replace('_', ' ')} above.",
                              "knob": first["knob"], "cause": ""})
         else:
             symptoms.append({**s, "cause": ""})
