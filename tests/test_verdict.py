@@ -23,6 +23,7 @@ MULTICLASS = {
     "gap": "",  # the textbook head
     "relu": "activation=relu,loss=categorical_crossentropy",
     "lr10": "activation=softmax,learning_rate=10",
+    "lr01": "learning_rate=0.1",  # too large for Adam here, by less: the loss swings instead of exploding
     "linear": "activation=linear,from_logits=false,loss=categorical_crossentropy",
 }
 BINARY = {
@@ -164,6 +165,11 @@ def test_a_learning_rate_too_large_is_named(multiclass):
     lr = next(s for s in verdict.symptoms if s["code"] == "learning_rate")
     assert verdict.level == "error" and lr["knob"].startswith("learning_rate")
     assert "overfitting" not in codes(verdict)  # the wild steps explain the rising validation loss
+    run = runs["lr01"]
+    assert min(run.history["val_loss"]) > run.final["initial_val_loss"]  # never better than untrained
+    verdict = combine(run, sweep)
+    assert codes(verdict) == ["learning_rate"] and verdict.level == "warning"
+    assert verdict.symptoms[0]["knob"].startswith("learning_rate (try 0.01")
 
 
 def test_a_random_backbone_is_stated_once_and_takes_the_blame(random_backbone):
@@ -200,7 +206,8 @@ def test_json_and_report_carry_the_combined_verdict(multiclass):
         assert entry["diagnostics"] == entry["verdict"]["symptoms"]
         assert f'<span class="badge {verdict.level}">{verdict.level}</span> {html.escape(verdict.message)}' in page
     levels = {name: e["verdict"]["level"] for name, e in zip(runs, report["runs"])}
-    assert levels == {"flatten": "warning", "gap": "ok", "relu": "error", "lr10": "error", "linear": "error"}
+    assert levels == {"flatten": "warning", "gap": "ok", "relu": "error", "lr10": "error", "lr01": "warning",
+                      "linear": "error"}
 
 
 def test_the_random_backbone_condition_takes_the_blame_for_an_initializer_symptom_too(binary):

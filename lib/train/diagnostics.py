@@ -208,12 +208,18 @@ def _learning_rate_symptoms(run: RunResult) -> list[dict]:
                              f"The validation loss grew from {start:.3g} before training to {peak:.4g} at epoch {k} "
                              f"(×{peak / start:.0f}, and {val[-1]:.4g} at the end): the optimizer's steps are far too "
                              f"large for this head (learning rate {c.learning_rate:g}).", knob)]
-    swings = [b / a for a, b in zip(val, val[1:]) if a > 0]
-    reversals = sum(1 for r1, r2 in zip(swings, swings[1:]) if (r1 > 1.3 and r2 < 1 / 1.3) or (r1 < 1 / 1.3 and r2 > 1.3))
-    if reversals >= 3:
+    # Swings: the loss changes direction with steps of more than 20% on both sides, several times.
+    steps = [b / a for a, b in zip(val, val[1:]) if a > 0]
+    reversals = sum(1 for r1, r2 in zip(steps, steps[1:])
+                    if (r1 > 1.2 and r2 < 1 / 1.2) or (r1 < 1 / 1.2 and r2 > 1.2))
+    never_better = start is not None and np.isfinite(start) and len(val) >= 3 and min(val) > 1.5 * start
+    if reversals >= 3 or never_better:
+        what = [f"swings up and down by more than 20% from one epoch to the next ({reversals} reversals)"] if reversals >= 3 else []
+        if never_better:
+            what.append(f"never came below its value before training ({start:.3g}; lowest {min(val):.3g})")
         return [_symptom("learning_rate", "warning",
-                         f"The validation loss swings up and down by more than 30% from one epoch to the next "
-                         f"({reversals} reversals): the optimizer overshoots (learning rate {c.learning_rate:g}).", knob)]
+                         f"The validation loss {' and '.join(what)}: the optimizer overshoots "
+                         f"(learning rate {c.learning_rate:g}).", knob)]
     return []
 
 
