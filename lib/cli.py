@@ -23,6 +23,13 @@ multiclass: softmax + sparse_categorical_crossentropy, regression: linear + mse)
   --head 'units=1,activation=softmax,loss=binary_crossentropy'
   --head 'activation=linear,from_logits=true,kernel_initializer=random_normal(stddev=10)'
   --head 'hidden=128:relu;64:relu,dropout=0.2,pooling=flatten,unfrozen=20'
+
+The JSON has the experiment (task, dataset, backbone, weights, epochs, seed, backend, timing) and
+one entry per head in `runs`: label, config, status, history, final, outputs, and
+  verdict        the verdict after training: the pairing table and what the run measured as one
+                 (level ok|warning|error, message, symptoms with code/severity/message/knob/cause, knobs)
+  table_verdict  the pairing table's own verdict before training (level, codes, message, symptoms, knobs)
+  diagnostics    the same symptoms as verdict.symptoms
 """
 
 
@@ -37,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("sweep", help="train head configurations side by side and write a JSON report",
-                       description="Train one or more head configurations on cached backbone features.",
+                       description="Train one or more head configurations on cached backbone features and write "
+                       "a JSON report; each run's `verdict` is the verdict after training.",
                        epilog=HEAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--task", required=True, choices=TASKS)
     s.add_argument("--head", action="append", default=[], metavar="SPEC",

@@ -38,10 +38,15 @@ def test_sweep_writes_the_documented_json(tmp_path, capsys):
         assert run["status"] == "ok"
         assert len(run["history"]["loss"]) == len(run["history"]["val_loss"]) == 3
         assert {"val_loss", "val_accuracy", "val_auc"} <= set(run["final"])
-        assert set(run["verdict"]) >= {"level", "codes", "message"}
+        assert set(run["verdict"]) >= {"level", "message", "symptoms", "knobs"}
+        assert set(run["table_verdict"]) >= {"level", "codes", "message"}
+        assert run["diagnostics"] == run["verdict"]["symptoms"]
         assert {"0", "3"} <= set(run["outputs"])
     assert sigmoid["verdict"]["level"] == "ok" and sigmoid["config"]["units"] == 1
-    assert softmax["verdict"]["level"] == "error" and "softmax_one_unit" in softmax["verdict"]["codes"]
+    assert softmax["verdict"]["level"] == "error" and "softmax_one_unit" in softmax["table_verdict"]["codes"]
+    # the run shows the table's problem, and its symptom names the table's knob, not another one
+    constant = next(d for d in softmax["verdict"]["symptoms"] if d["code"] == "constant_output")
+    assert constant["cause"] == "softmax_one_unit" and constant["knob"].startswith("activation (use sigmoid")
     # what predict() returns: every softmax-over-one-unit output is 1.0 to float precision (0.99999994 on
     # CPUs where TensorFlow uses Eigen's softmax instead of oneDNN's)
     assert float_equal([softmax["outputs"]["3"]["min"], softmax["outputs"]["3"]["max"]], 1.0).all()

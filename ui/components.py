@@ -35,6 +35,7 @@ from lib.report.curves import grad_norm_curves, loss_curves, metric_curves
 from lib.report.html_report import html_report
 from lib.report.outputs import output_histograms, output_sum_histogram
 from lib.serve.progress import RedrawThrottle
+from lib.train.verdict import RunVerdict, combine
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
@@ -140,7 +141,8 @@ def task_data(dataset: str, task: str):
 
 
 # ---- verdicts -------------------------------------------------------------------------------------
-def verdict_badge(verdict: Verdict, *, show_message: bool = True) -> None:
+def verdict_badge(verdict: Verdict | RunVerdict, *, show_message: bool = True) -> None:
+    """The level's badge: the table's Verdict before training, the combined RunVerdict after it."""
     color, text, icon = LEVEL_STYLE[verdict.level]
     st.badge(text, icon=icon, color=color)
     if show_message:
@@ -315,18 +317,21 @@ def render_results(sweep, key: str) -> None:
     for i, run in enumerate(sweep.runs):
         with cols[i % len(cols)].container(border=True):
             st.markdown(f"**{i + 1}. {md_escape(names[i])}**")
-            verdict_badge(run.verdict, show_message=False)
+            verdict = combine(run, sweep)  # after training: the table and what the run measured, as one
+            # The message says whether the run shows the table's problem; otherwise the symptoms say it all.
+            verdict_badge(verdict, show_message=verdict.table.level != "ok")
             metric = _headline_metric(sweep, run)
             if metric:
                 st.metric(*metric)
-            for d in run.diagnostics:
+            for d in verdict.symptoms:
                 (st.error if d["severity"] == "error" else st.warning)(
                     f"{md_message(d['message'])}  \n*Knob:* {md_escape(d['knob'])}")
-            if not run.diagnostics and run.status == "ok":
+            if verdict.level == "ok" and run.status == "ok":
                 st.success("Nothing suspicious in what predict() returned.")
             with st.expander("Why (pairing table)"):
-                st.write(run.verdict.message)
-                for s in run.verdict.symptoms:
+                st.caption(f"The pairing table's verdict before training: {verdict.table.level}")
+                st.write(verdict.table.message)
+                for s in verdict.table.symptoms:
                     st.caption(f"On the plots: {s}")
                 for w in run.warnings:
                     st.caption(f"Keras warned: {md_message(w)}")

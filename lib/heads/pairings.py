@@ -42,21 +42,37 @@ class Problem:
     # Where another backend behaves differently, its wording (TensorFlow's is the default).
     message_other_backend: str = ""
     symptom_other_backend: str = ""
+    # A sentence that holds only on a frozen base with pretrained weights (appended only then).
+    if_frozen_pretrained: str = ""
 
-    def text(self, backend: str) -> tuple[str, str]:
+    def text(self, backend: str, setup: Setup | None = None) -> tuple[str, str]:
+        setup = setup or Setup()
         if backend != "tensorflow" and self.message_other_backend:
-            return self.message_other_backend, self.symptom_other_backend or self.symptom
-        return self.message, self.symptom
+            message, symptom = self.message_other_backend, self.symptom_other_backend or self.symptom
+        else:
+            message, symptom = self.message, self.symptom
+        if self.if_frozen_pretrained and setup.frozen and setup.pretrained:
+            message = f"{message} {self.if_frozen_pretrained}"
+        return message, symptom
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the verdict texts may assume about the run: a frozen base (unfrozen == 0), pretrained weights."""
+
+    frozen: bool = True
+    pretrained: bool = True
 
 
 _P = Problem
 PROBLEMS: dict[str, Problem] = {p.code: p for p in [
     # ---- correct pairings -------------------------------------------------------------
     _P("ok_sigmoid_bce", "ok",
-       "One sigmoid unit with binary cross-entropy is the textbook binary head; on a frozen pretrained "
-       "base it trains well (the claim that it 'performs very poorly' does not survive measurement).",
+       "One sigmoid unit with binary cross-entropy is the textbook binary head.",
        "Loss falls, outputs spread towards 0 and 1 by true label, accuracy rises above the majority rate.",
-       "—"),
+       "—",
+       if_frozen_pretrained="On a frozen pretrained base it trains well (the claim that it 'performs very "
+       "poorly' does not survive measurement)."),
     _P("ok_softmax_ce", "ok",
        "Softmax over one unit per class with (sparse) categorical cross-entropy is the textbook single-label head.",
        "Loss falls, each row of outputs sums to 1, accuracy rises above the majority rate.",
@@ -293,24 +309,26 @@ def target_width(task: str, fmt: str, n_outputs: int) -> int:
 
 
 def judge(task: str, units: int, n_outputs: int, activation: str, loss: str, from_logits: bool,
-          labels: str = "auto", backend: str | None = None) -> Verdict:
-    """The verdict for one combination. n_outputs is the task's natural unit count (classes/labels, or 1)."""
+          labels: str = "auto", backend: str | None = None, setup: Setup | None = None) -> Verdict:
+    """The verdict for one combination. n_outputs is the task's natural unit count (classes/labels, or 1);
+    setup (default: a frozen pretrained base) decides the sentences that hold only for some set-ups."""
     backend = backend or backend_name()
     codes = _codes(task, units, n_outputs, activation, loss, from_logits, labels)
     problems = [PROBLEMS[c] for c in codes]
     level = max((p.level for p in problems), key=LEVELS.index)
-    worst = [p for p in problems if p.level == level]
-    texts = [p.text(backend) for p in problems]
-    message = " ".join(p.text(backend)[0] for p in worst)
+    texts = [p.text(backend, setup) for p in problems]
+    message = " ".join(t[0] for p, t in zip(problems, texts) if p.level == level)
     return Verdict(level=level, codes=tuple(codes), message=message,
                    symptoms=tuple(t[1] for t in texts), knobs=tuple(p.knob for p in problems),
                    backend=backend)
 
 
-def verdict_for(config: HeadConfig, n_outputs: int, backend: str | None = None) -> Verdict:
-    """The table's verdict on a head configuration for a dataset with n_outputs natural outputs."""
+def verdict_for(config: HeadConfig, n_outputs: int, backend: str | None = None, pretrained: bool = True) -> Verdict:
+    """The table's verdict on a head configuration for a dataset with n_outputs natural outputs; its texts
+    assume the config's own base (frozen when unfrozen == 0) and, unless told otherwise, pretrained weights."""
+    setup = Setup(frozen=config.unfrozen == 0, pretrained=pretrained)
     return judge(config.task, config.resolved_units(n_outputs), n_outputs, config.activation, config.loss,
-                 config.from_logits, config.labels, backend)
+                 config.from_logits, config.labels, backend, setup)
 
 
 def _codes(task: str, units: int, n: int, act: str, loss: str, logits: bool, labels: str) -> list[str]:

@@ -17,6 +17,7 @@ from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import _wide_range, grad_norm_curves, loss_curves, metric_curves
 from lib.report.outputs import output_histograms, output_sum_histogram
 from lib.train.trainer import SweepResult
+from lib.train.verdict import combine
 
 
 def comparison_figures(sweep: SweepResult) -> dict[str, go.Figure]:
@@ -104,19 +105,21 @@ def html_report(sweep: SweepResult, title: str = "Head Lab comparison") -> str:
 
     parts.append("<h2>Runs</h2>\n")
     for i, run in enumerate(sweep.runs):
+        verdict = combine(run, sweep)  # the badge reflects what the run measured, reconciled with the table
         status = run.status + (f" at epoch {run.diverged_epoch}" if run.status == "diverged" else "")
         parts.append(f"<div class=\"run\" style=\"border-left-color:{colors[i]}\">\n"
                      f"<h3>Run {i + 1}: {e(names[i])}</h3>\n"
                      f"<p>Head: <code>{e(_config_string(run.config))}</code></p>\n"
                      f"<p>Status: <span class=\"badge {e(run.status)}\">{e(status)}</span>"
                      + (f" — {e(run.error)}" if run.error else "") + "</p>\n"
-                     f"<p>Verdict: <span class=\"badge {e(run.verdict.level)}\">{e(run.verdict.level)}</span> "
-                     f"{e(run.verdict.message)}</p>\n")
-        if run.diagnostics:
+                     f"<p>Verdict after training: <span class=\"badge {e(verdict.level)}\">{e(verdict.level)}</span> "
+                     f"{e(verdict.message)}</p>\n"
+                     f"<p class=\"muted\">Pairing table: {e(verdict.table.level)} — {e(verdict.table.message)}</p>\n")
+        if verdict.symptoms:
             parts.append("<p>What the run showed:</p>\n<ul>\n" + "".join(
                 f"<li><span class=\"badge {e(str(d.get('severity', '')))}\">{e(str(d.get('severity', '')))}</span> "
                 f"{e(str(d.get('message', '')))} <span class=\"muted\">(knob: {e(str(d.get('knob', '')))})</span></li>\n"
-                for d in run.diagnostics) + "</ul>\n")
+                for d in verdict.symptoms) + "</ul>\n")
         for heading, items in (("Warnings", run.warnings), ("Notes", run.notes)):
             if items:
                 parts.append(f"<p>{heading}:</p>\n<ul>" + "".join(f"<li>{e(w)}</li>" for w in items) + "</ul>\n")

@@ -6,6 +6,7 @@ import math
 
 from lib.train.diagnostics import output_summary
 from lib.train.trainer import SweepResult
+from lib.train.verdict import combine
 
 
 def _clean(x):
@@ -23,6 +24,7 @@ def sweep_to_dict(sweep: SweepResult) -> dict:
     """Everything a report needs, JSON-ready (output arrays summarised, not dumped)."""
     runs = []
     for run in sweep.runs:
+        verdict = combine(run, sweep)  # the table's verdict and the run's symptoms as one
         runs.append({
             "label": run.label,
             "config": run.config.to_dict(),
@@ -30,8 +32,9 @@ def sweep_to_dict(sweep: SweepResult) -> dict:
             "status": run.status,
             "diverged_epoch": run.diverged_epoch,
             "error": run.error,
-            "verdict": run.verdict.to_dict(),
-            "diagnostics": run.diagnostics,
+            "verdict": verdict.to_dict(),
+            "table_verdict": verdict.table.to_dict(),
+            "diagnostics": list(verdict.symptoms),
             "history": run.history,
             "final": run.final,
             "outputs": {str(epoch): output_summary(out, run.config.activation, sweep.y_val, sweep.task)
