@@ -302,3 +302,41 @@ def test_a_hostile_link_shows_text_and_fetches_nothing(server, browser):
     main.locator("[data-testid=stAlertContainer]").first.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "hostile-link.png"), full_page=True)
     page.close()
+
+
+def _experiment_link(exp) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlencode(exp.to_query(), doseq=True)
+
+
+def test_live_training_chart_has_epochs_on_x_and_a_line_per_head(server, browser):
+    """Mid-training, the live chart draws one loss line per head over the epochs so far, its legend
+    naming the heads (it once put head names on the x axis and a legend of epochs sorted as text)."""
+    from lib.experiment import Experiment
+    from lib.heads.config import default_head
+
+    SHOTS.mkdir(exist_ok=True)
+    # long enough to watch (the chart appears after 1.5 s of training): a hidden layer, 80 epochs
+    heads = tuple(default_head("binary", learning_rate=lr, hidden=((256, "relu"),), name=f"lr {lr:g}")
+                  for lr in (1e-3, 1e-2, 1e-4))
+    exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=80, seed=21, heads=heads)
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(f"{server}/experiment?{_experiment_link(exp)}")
+    page.get_by_role("button", name="Train").click(timeout=120_000)
+    chart = page.locator("[data-testid=stVegaLiteChart]").first
+    chart.wait_for(timeout=120_000)
+    page.wait_for_timeout(800)  # a redraw or two
+    shown = page.get_by_text("Training 3 heads: epoch").inner_text()
+    chart.scroll_into_view_if_needed()
+    chart.screenshot(path=str(SHOTS / "live-training-chart.png"))
+    epoch = int(shown.split("epoch ")[1].split("/")[0])
+    assert epoch < 80, "the screenshot must be taken mid-training"
+    x_axis = chart.locator("[aria-roledescription=axis]").first.get_attribute("aria-label")
+    assert x_axis.startswith("X-axis titled 'epoch' for a linear scale"), x_axis
+    assert chart.locator("[aria-roledescription='line mark']").count() == 3  # one line per head
+    legend = chart.locator("[aria-roledescription=legend] text").all_text_contents()  # SVG: no inner_text
+    assert legend == ["1. lr 0.001", "2. lr 0.01", "3. lr 0.0001", "head"], legend
+    page.get_by_text("Trained 3 heads × 80 epochs").wait_for(timeout=180_000)
+    assert chart.count() == 0  # the live chart makes room for the results
+    page.close()

@@ -34,7 +34,7 @@ from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import grad_norm_curves, loss_curves, metric_curves
 from lib.report.html_report import html_report
 from lib.report.outputs import output_histograms, output_sum_histogram
-from lib.serve.progress import RedrawThrottle
+from lib.serve.progress import RedrawThrottle, live_loss_rows
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
@@ -232,6 +232,8 @@ def train_with_progress(exp: Experiment, key: str):
 
     Returns the SweepResult, or None after showing an actionable error.
     """
+    import pandas as pd
+
     from lib.serve import sweep_cache
     from lib.serve.gate import gate
     from lib.train.diagnostics import annotate
@@ -257,8 +259,9 @@ def train_with_progress(exp: Experiment, key: str):
             bar.progress(0.3 + 0.7 * done,
                          text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")
         if redraw_curves:
-            live.line_chart({f"{i + 1}. {exp.heads[i].label()}": v for i, v in sorted(history.items())},
-                            x_label="epoch", y_label="training loss", height=220)
+            rows = live_loss_rows(history, [h.label() for h in exp.heads])
+            if rows:  # long format: a dict of lists made head names the x axis and epochs the legend
+                live.line_chart(pd.DataFrame(rows), x="epoch", y="training loss", color="head", height=260)
 
     try:
         data = task_data(exp.dataset, exp.task)
