@@ -67,7 +67,7 @@ def _on_task_change() -> None:
 
 
 with st.container(border=True):
-    c = st.columns([1.2, 1.4, 1.6, 0.8, 0.8, 0.8])
+    c = st.columns([1, 1.2, 2.2, 0.8, 0.8, 0.8])  # the backbone title needs the room ("MobileNetV2 (ImageNet, bundled)")
     ss.setdefault("x_task", exp.task)
     c[0].selectbox("Task", TASKS, key="x_task", on_change=_on_task_change)
     options = dataset_options(exp.task)
@@ -100,13 +100,18 @@ st.caption(f"Weights: **{w_status}** — {status_advice(w_status)} · Data: {len
 # ---- heads side by side --------------------------------------------------------------------------
 head_ids: list[str] = ss["head_ids"]
 heads = list(exp.heads)
-cols = st.columns(len(heads))
+# Rows of at most three: six heads in one row left each editor ~130 px wide at 1280 px (labels broken
+# mid-word, dropdowns cut to "sigmoi"); three keep every widget readable, also in projector mode.
+PER_ROW = 3
+cols = [col for start in range(0, len(heads), PER_ROW)
+        for col in st.columns(PER_ROW)[:min(PER_ROW, len(heads) - start)]]
 edited = []
 for i, (col, hid, head) in enumerate(zip(cols, head_ids, heads)):
     with col.container(border=True):
-        top = st.columns([3, 1])
-        top[0].markdown(f"**Head {i + 1}**")
-        if len(heads) > 1 and top[1].button("Remove", icon=":material/close:", key=f"rm-{hid}", type="tertiary"):
+        top = st.container(horizontal=True, vertical_alignment="center")
+        top.markdown(f"**Head {i + 1}**", width="stretch")
+        if len(heads) > 1 and top.button("", icon=":material/close:", key=f"rm-{hid}", type="tertiary",
+                                         help=f"Remove head {i + 1}"):
             clear_head_keys(f"h{hid}-")
             del head_ids[i]
             ss["exp"] = exp.with_(heads=tuple(h for j, h in enumerate(heads) if j != i))

@@ -340,3 +340,40 @@ def test_live_training_chart_has_epochs_on_x_and_a_line_per_head(server, browser
     page.get_by_text("Trained 3 heads × 80 epochs").wait_for(timeout=180_000)
     assert chart.count() == 0  # the live chart makes room for the results
     page.close()
+
+
+def test_six_heads_stay_usable_at_1280(server, browser):
+    """Six heads at 1280×800: rows of three, every label on one line, dropdowns and the learning-rate
+    box wide enough for their values (one row of six once broke labels mid-word: "Op tim ize r")."""
+    from lib.experiment import Experiment
+    from lib.heads.config import default_head
+
+    SHOTS.mkdir(exist_ok=True)
+    heads = tuple(default_head("binary", learning_rate=lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1e-4))
+    exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=3, seed=4, heads=heads)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/experiment?{_experiment_link(exp)}")
+    page.get_by_text("Head 6", exact=True).wait_for(timeout=120_000)
+    page.get_by_role("button", name="Train").wait_for(timeout=60_000)
+    for summary in page.locator("[data-testid=stExpander] summary").all():
+        summary.click()
+    page.get_by_label("Learning rate").nth(5).wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    page.get_by_text("Head 1", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "six-heads-1280.png"))
+    page.get_by_text("Head 4", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "six-heads-1280-row2.png"))
+
+    tops = sorted({round(page.get_by_text(f"Head {i}", exact=True).bounding_box()["y"]) for i in range(1, 7)})
+    assert len(tops) == 2, tops  # two rows (of three)
+    widths = [page.get_by_label(label).nth(i).bounding_box()["width"]
+              for label in ("Output activation", "Loss", "Optimizer", "Learning rate") for i in range(6)]
+    assert min(widths) > 90, widths  # 130 px columns left "sigmoi" and learning-rate slivers
+    labels = page.locator("[data-testid=stMain] [data-testid=stWidgetLabel]")
+    for i in range(labels.count()):  # one line each: a label broken over lines is taller than 30 px
+        box = labels.nth(i).bounding_box()
+        assert box is None or box["height"] < 30, labels.nth(i).inner_text()
+    truncated = page.evaluate("""[...document.querySelectorAll('[data-testid=stMain] [data-testid=stWidgetLabel] p')]
+        .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)""")
+    assert truncated == []  # no label cut to "Natural …"
+    page.close()

@@ -171,15 +171,15 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
     _init_keys(prefix, config)
     ss = st.session_state
     st.text_input("Name (optional)", key=f"{prefix}name", placeholder=config.label())
-    c1, c2 = st.columns(2)
-    c1.checkbox(f"Natural units ({n_outputs})", key=f"{prefix}auto_units",
+    # One widget per row, checkboxes included: side by side in a third of 1280 px (six heads) their
+    # labels were cut to "N…" and "fr…".
+    st.checkbox(f"Natural units ({n_outputs})", key=f"{prefix}auto_units",
                 help="1 for binary and regression; one per class or label otherwise")
-    c2.number_input("Units", 1, 4096, key=f"{prefix}units", disabled=ss[f"{prefix}auto_units"])
+    st.number_input("Units", 1, 4096, key=f"{prefix}units", disabled=ss[f"{prefix}auto_units"])
     st.selectbox("Output activation", ACTIVATIONS, key=f"{prefix}activation")
     st.selectbox("Loss", LOSSES, key=f"{prefix}loss")
-    c1, c2 = st.columns(2)
-    c1.checkbox("from_logits", key=f"{prefix}from_logits", help="Tell the loss the outputs are logits")
-    c2.selectbox("Labels", LABEL_FORMATS, key=f"{prefix}labels",
+    st.checkbox("from_logits", key=f"{prefix}from_logits", help="Tell the loss the outputs are logits")
+    st.selectbox("Labels", LABEL_FORMATS, key=f"{prefix}labels",
                  help="auto feeds what the loss expects; integer/one_hot force a format")
     with st.expander("Initializers, hidden layers, training"):
         st.selectbox("Kernel initializer", list(KERNEL_INITIALIZERS), key=f"{prefix}k_init")
@@ -196,9 +196,8 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
         st.slider("Dropout", 0.0, 0.9, key=f"{prefix}dropout", step=0.05)
         st.selectbox("Pooling", POOLINGS, key=f"{prefix}pooling",
                      help="gap = global average, max = global max, flatten keeps every position")
-        c1, c2 = st.columns(2)
-        c1.selectbox("Optimizer", OPTIMIZERS, key=f"{prefix}optimizer")
-        c2.number_input("Learning rate", min_value=1e-6, max_value=10.0, key=f"{prefix}lr", format="%g")
+        st.selectbox("Optimizer", OPTIMIZERS, key=f"{prefix}optimizer")
+        st.number_input("Learning rate", min_value=1e-6, max_value=10.0, key=f"{prefix}lr", format="%g")
         st.number_input("Unfrozen top backbone layers", 0, 2000, key=f"{prefix}unfrozen",
                         help="0 = frozen base; rounded down to a block boundary")
     try:
