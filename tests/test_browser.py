@@ -377,3 +377,72 @@ def test_six_heads_stay_usable_at_1280(server, browser):
         .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)""")
     assert truncated == []  # no label cut to "Natural …"
     page.close()
+
+
+def _projector_on(page) -> None:
+    switch = page.get_by_role("switch")
+    for _ in range(3):  # a click that lands while the first script run finishes can be dropped
+        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
+        page.wait_for_timeout(1000)
+        if switch.is_checked():
+            return
+    assert switch.is_checked()
+
+
+_FONT = "sel => parseFloat(getComputedStyle(document.querySelector(sel)).fontSize)"
+_CLIPPED = """plot => {  // legend entries and axis labels that reach past the chart's own box
+    const box = plot.getBoundingClientRect();
+    return [...plot.querySelectorAll('.legendtext, .xtick text, .ytick text, .g-xtitle text, .gtitle')]
+        .filter(t => { const r = t.getBoundingClientRect();
+                       return r.right > box.right + 1 || r.left < box.left - 1 || r.bottom > box.bottom + 1; })
+        .map(t => t.textContent);
+}"""
+
+
+def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser):
+    """Projector mode on a lesson: the title and the lesson question grow with the text, charts are drawn
+    larger at full width with nothing outside their box, and a regression lesson shows no output-sum
+    panels (they mean nothing there)."""
+    SHOTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/lessons?lesson=regression-activations")
+    run = page.get_by_role("button", name="Run it")
+    run.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    normal = {sel: page.evaluate(_FONT, sel) for sel in ("h1", "h3", "[data-testid=stMain] p")}
+    _projector_on(page)
+    page.wait_for_function(f"parseFloat(getComputedStyle(document.querySelector('h3')).fontSize) > {normal['h3']}",
+                           timeout=15_000)
+    big = {sel: page.evaluate(_FONT, sel) for sel in normal}
+    for sel in normal:  # everything larger, headings (the lesson question is the h3) included
+        assert big[sel] > normal[sel] * 1.2, (sel, normal, big)
+    assert big["h3"] > big["[data-testid=stMain] p"] * 1.3  # a title stays a title
+    page.screenshot(path=str(SHOTS / "projector-lesson-top.png"))
+
+    run.click()
+    page.get_by_text("What we measured:").wait_for(timeout=180_000)
+    plots = page.locator(".js-plotly-plot")
+    plots.nth(2).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    main_width = page.locator("[data-testid=stMain] [data-testid=stSelectbox]").first.bounding_box()["width"]
+    for i in range(plots.count()):
+        plot = plots.nth(i)
+        assert plot.bounding_box()["width"] > 0.9 * main_width  # full width: no half-page charts
+        assert plot.evaluate(_CLIPPED) == [], i
+    ticks = plots.nth(0).locator(".xtick text").all_text_contents()
+    assert ticks[-1] == "20", ticks  # the x axis reaches the last epoch
+    assert plots.nth(0).locator(".legendtext").all_text_contents() == ["linear + MSE", "relu + MSE", "sigmoid + MSE"]
+    plots.nth(0).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "projector-lesson-curves.png"))
+
+    page.get_by_text("Outputs before / after", exact=True).click()
+    page.get_by_text("Predicted vs true — sigmoid + MSE").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    visible_plots = page.locator(".js-plotly-plot:visible")
+    assert visible_plots.count() == 3  # one predicted-vs-true chart per head, no "output sums" panels
+    assert "Output sums only mean something" not in page.inner_text("[data-testid=stMain]")
+    for i in range(3):
+        assert visible_plots.nth(i).evaluate(_CLIPPED) == [], i
+    visible_plots.nth(0).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "projector-lesson-outputs.png"))
+    page.close()

@@ -89,7 +89,9 @@ def test_loss_curves_draw_train_and_validation_per_trained_run(sweeps, task):
     assert fig.layout.font.size >= 14
     # drawn in half a page's width: legend under the plot, subtitle wrapped, and the extra room they take
     # is added to the figure, so the plot itself keeps the height of a full-width chart's
-    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    legend = fig.layout.legend  # under the plot: at the figure's bottom edge, below the x axis title
+    assert legend.orientation == "h" and (legend.yref, legend.yanchor, legend.y) == ("container", "bottom", 0)
+    assert fig.layout.margin.b >= 60 + 24  # room for the axis title and a legend row
     assert all(len(line) <= COMPACT_CHARS for line in fig.layout.title.subtitle.text.split("<br>"))
     m = fig.layout.margin
     assert fig.layout.height - m.t - m.b == HEIGHT - 70 - 26 - 4 - 60

@@ -89,11 +89,25 @@ def keep_keras_state() -> None:
     script_runner._clean_problem_modules = clean_matplotlib_only
 
 
+def projector_on() -> bool:
+    """Whether this session turned projector mode on (sidebar toggle in app.py)."""
+    return bool(st.session_state.get("projector"))
+
+
 def projector_css() -> None:
-    """Bigger type for a projector, if the user turned it on (sidebar toggle in app.py)."""
-    if st.session_state.get("projector"):
-        st.html("<style>html, body, [class*='st-'] {font-size: 20px !important;}"
-                " h1 {font-size: 2.6rem !important;} .stPlotlyChart {zoom: 1.15;}</style>")
+    """Bigger everything for a projector, if the user turned it on.
+
+    The root font size scales every rem-sized thing Streamlit draws — body text, headings (the lesson
+    question), widgets — in proportion, where a px size on every `st-` class once shrank titles to body
+    size. Charts are not zoomed by CSS (plotly then measured the wrong width and clipped legends and
+    axes): `_chart` draws them larger, at full width (`_columns`).
+    """
+    if projector_on():
+        st.html("<style>html {font-size: 22px !important;}"
+                " [data-testid=stMarkdownContainer] p, [data-testid=stMarkdownContainer] li,"
+                " [data-testid=stCaptionContainer] {font-size: 1rem !important;}"
+                " h1 {font-size: 2.8rem !important;} h2 {font-size: 2.1rem !important;}"
+                " h3 {font-size: 1.6rem !important;} h4 {font-size: 1.35rem !important;}</style>")
 
 
 def session_id() -> str:
@@ -300,7 +314,19 @@ def train_with_progress(exp: Experiment, key: str):
 
 # ---- results --------------------------------------------------------------------------------------
 def _chart(fig, key: str) -> None:
+    if projector_on():
+        from lib.report.base import projector
+
+        projector(fig)
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def _columns(n: int) -> list:
+    """n side-by-side columns; in projector mode one full-width slot per chart instead (half a page
+    cannot hold a chart drawn 1.3 times larger)."""
+    if projector_on():
+        return [st.container() for _ in range(n)]
+    return st.columns(n)
 
 
 def render_results(sweep, key: str) -> None:
@@ -313,7 +339,7 @@ def render_results(sweep, key: str) -> None:
             st.info(md_message(note))
     st.caption(f"{md_escape(sweep.dataset)} · {sweep.task} · {sweep.backbone} @ {sweep.input_size}px · weights: {sweep.weights} · "
                f"{sweep.epochs} epochs · seed {sweep.seed} · Keras {sweep.keras_version} on {sweep.backend}")
-    cols = st.columns(min(len(sweep.runs), 3))
+    cols = st.columns(min(len(sweep.runs), 2 if projector_on() else 3))  # larger text needs wider cards
     for i, run in enumerate(sweep.runs):
         with cols[i % len(cols)].container(border=True):
             st.markdown(f"**{i + 1}. {md_escape(names[i])}**")
@@ -338,14 +364,14 @@ def render_results(sweep, key: str) -> None:
     # what slowed 30 simultaneous sessions down most in the load benchmark).
     view = st.segmented_control("View", VIEWS, default=VIEWS[0], key=f"{key}-view", label_visibility="collapsed")
     if view == VIEWS[0] or view is None:
-        c1, c2 = st.columns(2)
+        c1, c2 = _columns(2)
         with c1:
             _chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
         with c2:
             _chart(metric_curves(sweep), f"{key}-metric")
         _chart(grad_norm_curves(sweep), f"{key}-grad")
         if len(sweep.runs) > 1 and st.toggle("One loss chart per head", key=f"{key}-split"):
-            per_row = st.columns(min(3, len(sweep.runs)))
+            per_row = _columns(min(3, len(sweep.runs)))
             for i, run in enumerate(sweep.runs):
                 with per_row[i % len(per_row)]:
                     single = dataclasses.replace(sweep, runs=[run])
@@ -355,13 +381,14 @@ def render_results(sweep, key: str) -> None:
             st.markdown(f"#### {i + 1}. {md_escape(names[i])}")
             # full width each: the before/after panels need the room to stay readable when projected
             _chart(output_histograms(sweep, i), f"{key}-hist-{i}")
-            _chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
+            if sweep.task != "regression":  # sums of outputs mean nothing for a regression head
+                _chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
     elif view == VIEWS[2]:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
         else:
             for i in range(len(sweep.runs)):
-                c1, c2 = st.columns(2)
+                c1, c2 = _columns(2)
                 with c1:
                     if sweep.task != "multilabel":
                         _chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")
