@@ -379,3 +379,20 @@ def test_every_figure_carries_the_template_even_if_plotly_default_changes(monkey
     monkeypatch.setattr(pio.templates, "default", "plotly_dark")
     fig = base._message_figure("t", "m")
     assert fig.layout.template.layout.to_plotly_json() == white
+
+
+def test_half_width_figures_wrap_their_subtitles_and_projector_scales_them(sweeps):
+    """Confusion and calibration are drawn side by side in half the page: their subtitles wrap (they
+    were cut to "A si…"); projector() makes every font and the height larger and re-wraps long lines."""
+    from lib.report.base import FONT_SIZE, FULL_CHARS, PROJECTOR_SCALE, projector
+
+    for fig in (confusion_matrix(sweeps["binary"], 0), reliability_diagram(sweeps["binary"], 0)):
+        lines = fig.layout.title.subtitle.text.split("<br>")
+        assert len(lines) >= 2 and all(len(line) <= COMPACT_CHARS for line in lines), lines
+        height, top = fig.layout.height, fig.layout.margin.t
+        projector(fig)
+        assert fig.layout.font.size == round(FONT_SIZE * PROJECTOR_SCALE)
+        assert fig.layout.height >= round(height * PROJECTOR_SCALE) and fig.layout.margin.t >= round(top * PROJECTOR_SCALE)
+    scatter = projector(output_histograms(sweeps["regression"], 0))  # regression: predicted vs true
+    lines = scatter.layout.title.subtitle.text.split("<br>")
+    assert all(len(line) <= round(FULL_CHARS / PROJECTOR_SCALE) for line in lines), lines
