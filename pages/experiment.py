@@ -91,10 +91,15 @@ except HeadLabError as e:
     st.stop()
 n_outputs = data.n_outputs
 
-from lib.backbones.registry import status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
+from lib.backbones.registry import is_random, status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
 
 w_status = weights_status(backbone, size)
-st.caption(f"Weights: **{w_status}** — {status_advice(w_status)} · Data: {len(data.images)} images, "
+if is_random(w_status):  # said before Train: extracting features from a random backbone can take a minute
+    st.warning(f"**{REGISTRY[backbone].title} at {size} px has random weights on this server** ({w_status}): "
+               "its features are random, so this compares heads on random features, not transfer learning. "
+               f"{status_advice(w_status, backbone)} MobileNetV2 (bundled) has ImageNet weights.",
+               icon=":material/warning:")
+st.caption(f"Weights: **{w_status}** · Data: {len(data.images)} images, "
            f"{int(data.is_val.sum())} for validation · {n_outputs} output(s) natural for this task")
 
 # ---- heads side by side --------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def test_home_renders_and_projector_mode_grows_the_text(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(server)
     page.get_by_text("Backbones and their weights").wait_for(timeout=60_000)
-    page.locator("[data-testid=stDataFrame]").wait_for(timeout=60_000)  # the script has finished its run
+    page.locator("[data-testid=stTable]").wait_for(timeout=60_000)  # the script has finished its run
     size = "getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stMarkdownContainer] p')).fontSize"
     before = float(page.evaluate(size).rstrip("px"))
     switch = page.get_by_role("switch")

@@ -313,7 +313,11 @@ def train_with_progress(exp: Experiment, key: str):
 
 
 # ---- results --------------------------------------------------------------------------------------
-def _chart(fig, key: str) -> None:
+def _chart(fig, key: str, random_weights: bool = False) -> None:
+    if random_weights:
+        from lib.report.base import mark_random_weights
+
+        mark_random_weights(fig)
     if projector_on():
         from lib.report.base import projector
 
@@ -331,9 +335,18 @@ def _columns(n: int) -> list:
 
 def render_results(sweep, key: str) -> None:
     """Everything about a finished sweep: verdicts, curves, outputs, exports."""
+    from lib.backbones.registry import is_random
     from lib.report.results import history_rows
 
     names = run_names(sweep)
+    random_weights = is_random(sweep.weights)
+
+    def chart(fig, key: str) -> None:  # every chart of a random-weight sweep says so on itself
+        _chart(fig, key, random_weights)
+
+    if random_weights:
+        st.warning(f"The backbone's weights were random ({sweep.weights}): these results compare heads on random "
+                   "features, not transfer learning. Every chart below says so.", icon=":material/warning:")
     if sweep.notes:
         for note in sweep.notes:
             st.info(md_message(note))
@@ -366,23 +379,23 @@ def render_results(sweep, key: str) -> None:
     if view == VIEWS[0] or view is None:
         c1, c2 = _columns(2)
         with c1:
-            _chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
+            chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
         with c2:
-            _chart(metric_curves(sweep), f"{key}-metric")
-        _chart(grad_norm_curves(sweep), f"{key}-grad")
+            chart(metric_curves(sweep), f"{key}-metric")
+        chart(grad_norm_curves(sweep), f"{key}-grad")
         if len(sweep.runs) > 1 and st.toggle("One loss chart per head", key=f"{key}-split"):
             per_row = _columns(min(3, len(sweep.runs)))
             for i, run in enumerate(sweep.runs):
                 with per_row[i % len(per_row)]:
                     single = dataclasses.replace(sweep, runs=[run])
-                    _chart(loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
+                    chart(loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
     elif view == VIEWS[1]:
         for i in range(len(sweep.runs)):
             st.markdown(f"#### {i + 1}. {md_escape(names[i])}")
             # full width each: the before/after panels need the room to stay readable when projected
-            _chart(output_histograms(sweep, i), f"{key}-hist-{i}")
+            chart(output_histograms(sweep, i), f"{key}-hist-{i}")
             if sweep.task != "regression":  # sums of outputs mean nothing for a regression head
-                _chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
+                chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
     elif view == VIEWS[2]:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
@@ -391,9 +404,9 @@ def render_results(sweep, key: str) -> None:
                 c1, c2 = _columns(2)
                 with c1:
                     if sweep.task != "multilabel":
-                        _chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")
+                        chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")
                 with c2:
-                    _chart(reliability_diagram(sweep, i), f"{key}-rel-{i}")
+                    chart(reliability_diagram(sweep, i), f"{key}-rel-{i}")
     else:
         import pandas as pd
 

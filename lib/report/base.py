@@ -193,3 +193,21 @@ def projector(fig: go.Figure, scale: float = PROJECTOR_SCALE) -> go.Figure:
     fig.update_xaxes(automargin=True, title_standoff=8)
     fig.update_yaxes(automargin=True)
     return fig
+
+
+RANDOM_WEIGHTS_NOTE = "Random backbone weights: not transfer learning"
+
+
+def mark_random_weights(fig: go.Figure) -> go.Figure:
+    """Say on the figure itself that the backbone's weights were random (a screenshot or a projected
+    chart must not pass such a run off as transfer learning): a first, red subtitle line. In place."""
+    lay = fig.layout
+    note = f"<span style='color:#b03a2e'><b>⚠ {RANDOM_WEIGHTS_NOTE}</b></span>"
+    old = lay.title.subtitle.text if lay.title.subtitle and lay.title.subtitle.text else ""
+    if RANDOM_WEIGHTS_NOTE in old:
+        return fig
+    fig.update_layout(title_subtitle_text=_join(note, old), margin_t=(lay.margin.t or 70) + 26,
+                      height=(lay.height or HEIGHT) + 26)
+    if not old:
+        fig.update_layout(title_subtitle_font=dict(size=FONT_SIZE - 1, color="#555555"))
+    return fig
