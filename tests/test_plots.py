@@ -396,3 +396,23 @@ def test_half_width_figures_wrap_their_subtitles_and_projector_scales_them(sweep
     scatter = projector(output_histograms(sweeps["regression"], 0))  # regression: predicted vs true
     lines = scatter.layout.title.subtitle.text.split("<br>")
     assert all(len(line) <= round(FULL_CHARS / PROJECTOR_SCALE) for line in lines), lines
+
+
+def test_csv_rows_carry_the_loss_on_predictions_and_every_head_setting(sweeps):
+    from lib.report.html_report import html_report
+    from lib.report.results import history_rows
+
+    sweep = sweeps["multiclass"]
+    rows = history_rows(sweep)
+    for run in _trained(sweep):
+        mine = [r for r in rows if r["run"] == sweep.runs.index(run) + 1]
+        assert [r["epoch"] for r in mine] == run.history["epoch"]
+        assert mine[-1]["val_loss_on_predictions"] == run.final.get("val_loss_on_predictions") is not None
+        assert all(r["val_loss_on_predictions"] is None for r in mine[:-1])
+        for r in mine:  # defaults included: a row alone says which head it was
+            assert (r["head_activation"], r["head_loss"], r["head_optimizer"], r["head_learning_rate"]) == (
+                run.config.activation, run.config.loss, run.config.optimizer, run.config.learning_rate)
+    report = html_report(sweep)
+    softmax_head = next(r for r in sweep.runs if r.config.activation == "softmax")
+    assert softmax_head.config.to_dict()["activation"] == "softmax"
+    assert "activation=softmax" in report and "optimizer=adam" in report  # the defaults are written out
