@@ -47,9 +47,18 @@ def _load(exp: Experiment) -> None:
     ss["head_ids"] = [_new_id() for _ in exp.heads]
 
 
+UPLOAD_LINK = "upload"  # the link's ds= of an experiment on an upload (which stays in its own session)
+
 if "exp" not in ss or ss.pop("load_from_url", False):
-    exp, notices = from_query({k: st.query_params.get_all(k) if k == "h" else st.query_params.get(k)
-                               for k in st.query_params})
+    params = {k: st.query_params.get_all(k) if k == "h" else st.query_params.get(k) for k in st.query_params}
+    from_upload = params.get("ds") == UPLOAD_LINK
+    if from_upload:
+        params.pop("ds")
+    exp, notices = from_query(params)
+    if from_upload:  # said, not silently swapped: the heads are the link's, the data is not
+        notices.insert(0, "This link was made on someone's uploaded data, which stays private to their session: "
+                          f"it opens with the sample dataset '{exp.dataset}' instead. To use your own images, "
+                          "upload them on the Data page.")
     _load(exp)
     ss["notices"] = notices
 if "pending_exp" in ss:  # set by the Lessons page's "open in Experiment"
@@ -131,7 +140,7 @@ ss["exp"] = exp
 try:  # the link in the address bar always describes what is on screen
     query = exp.to_query()
     if dataset.startswith("upload"):
-        query.pop("ds")
+        query["ds"] = UPLOAD_LINK  # never the upload's own name; whoever opens the link is told
     st.query_params.from_dict(query)
 except Exception:  # a page never breaks over its URL
     pass

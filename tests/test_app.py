@@ -73,6 +73,9 @@ def test_training_from_the_experiment_page_shows_results():
     text = " ".join(visible(e.value) for e in at.error)
     assert "Every prediction is 1, the same for every image" in text
     assert len(at.get("plotly_chart")) == 3  # loss, metric, gradient: only the chosen view is built
+    # each head's card has its Keras code (it was hidden under Export)
+    assert [e.label for e in at.expander].count("Show Keras code") == 2
+    assert sum("keras" in c.value and "Dense(" in c.value for c in at.code) == 2
     at.segmented_control(key="exp-view").set_value("Outputs before / after").run()
     assert len(at.get("plotly_chart")) == 2 * 2  # outputs before/after and per-sample sums, per head
     assert at.session_state["sweep"].epochs == 3
@@ -157,3 +160,23 @@ def test_random_weight_backbone_is_announced_before_training_and_on_every_chart(
     for c in charts:
         assert RANDOM_WEIGHTS_NOTE in json.loads(c.proto.spec)["layout"]["title"]["subtitle"]["text"]
     assert any("compare heads on random features" in w.value for w in at.warning)
+
+
+def test_next_lesson_button_walks_the_lessons_in_order():
+    from lib.lessons import LESSONS
+
+    at = open_page("pages/lessons.py", {"lesson": LESSONS[0].id})
+    assert not at.exception
+    at.button(key="next-lesson").click().run()
+    assert at.session_state["lesson"] == LESSONS[1].id
+    assert at.selectbox(key="lesson_pick").value == LESSONS[1].id
+    at = open_page("pages/lessons.py", {"lesson": LESSONS[-1].id})
+    assert not any(b.key == "next-lesson" for b in at.button)  # the last lesson has no next
+
+
+def test_a_link_made_on_an_upload_says_it_opens_with_a_sample():
+    at = open_page("pages/experiment.py", {"task": "binary", "ds": "upload", "epochs": "2"})
+    assert not at.exception
+    notices = [w.value for w in at.warning]
+    assert any("made on someone's uploaded data" in visible(n) and "opens with the sample dataset" in visible(n)
+               for n in notices), notices

@@ -104,6 +104,8 @@ def test_home_renders_and_projector_mode_grows_the_text(server, browser):
     page.goto(server)
     page.get_by_text("Backbones and their weights").wait_for(timeout=60_000)
     page.locator("[data-testid=stTable]").wait_for(timeout=60_000)  # the script has finished its run
+    page.locator("[data-testid=stMainMenu]").wait_for(timeout=10_000)  # the toolbar is drawn...
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # ...without Streamlit's Deploy (toolbarMode)
     size = "getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stMarkdownContainer] p')).fontSize"
     before = float(page.evaluate(size).rstrip("px"))
     switch = page.get_by_role("switch")

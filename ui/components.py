@@ -365,6 +365,8 @@ def render_results(sweep, key: str) -> None:
                     f"{md_message(d['message'])}  \n*Knob:* {md_escape(d['knob'])}")
             if not run.diagnostics and run.status == "ok":
                 st.success("Nothing suspicious in what predict() returned.")
+            with st.expander("Show Keras code"):  # on the card: the head a teacher is pointing at
+                st.code(_keras_code(sweep, run), language="python")
             with st.expander("Why (pairing table)"):
                 st.write(run.verdict.message)
                 for s in run.verdict.symptoms:
@@ -417,9 +419,7 @@ def render_results(sweep, key: str) -> None:
         if f"{key}-report" in st.session_state:
             st.download_button("Download HTML report", st.session_state[f"{key}-report"],
                                file_name="headlab_report.html", mime="text/html", key=f"{key}-html")
-        for i, run in enumerate(sweep.runs):
-            with st.expander(f"Show Keras code — {i + 1}. {md_escape(names[i])}"):
-                st.code(_keras_code(sweep, run), language="python")
+        st.caption("Each head's Keras code is on its card above (\"Show Keras code\").")
 
 
 def _headline_metric(sweep, run) -> tuple[str, str] | None:
