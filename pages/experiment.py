@@ -20,6 +20,7 @@ from ui.components import (
     head_editor,
     keep_keras_state,
     projector_css,
+    projector_on,
     render_results,
     task_data,
     train_with_progress,
@@ -76,7 +77,10 @@ def _on_task_change() -> None:
 
 
 with st.container(border=True):
-    c = st.columns([1, 1.2, 2.2, 0.8, 0.8, 0.8])  # the backbone title needs the room ("MobileNetV2 (ImageNet, bundled)")
+    if projector_on():  # larger text: two rows of three, or "binary" shows as "bi" and Input px as nothing
+        c = st.columns([1, 1.2, 2.2]) + st.columns(3)
+    else:  # the backbone title needs the room ("MobileNetV2 (ImageNet, bundled)")
+        c = st.columns([1, 1.2, 2.2, 0.8, 0.8, 0.8])
     ss.setdefault("x_task", exp.task)
     c[0].selectbox("Task", TASKS, key="x_task", on_change=_on_task_change)
     options = dataset_options(exp.task)
@@ -116,7 +120,7 @@ head_ids: list[str] = ss["head_ids"]
 heads = list(exp.heads)
 # Rows of at most three: six heads in one row left each editor ~130 px wide at 1280 px (labels broken
 # mid-word, dropdowns cut to "sigmoi"); three keep every widget readable, also in projector mode.
-PER_ROW = 3
+PER_ROW = 2 if projector_on() else 3
 cols = [col for start in range(0, len(heads), PER_ROW)
         for col in st.columns(PER_ROW)[:min(PER_ROW, len(heads) - start)]]
 edited = []

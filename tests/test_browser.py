@@ -447,4 +447,14 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
         assert visible_plots.nth(i).evaluate(_CLIPPED) == [], i
     visible_plots.nth(0).scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "projector-lesson-outputs.png"))
+
+    # the Experiment page in the same session (projector still on): no setting cut to "bi" or "9"
+    page.locator("[data-testid=stSidebarNav] a").filter(has_text="Experiment").click()
+    page.get_by_text("Head 1", exact=True).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    shown = page.evaluate("""[...document.querySelectorAll('[data-testid=stMain] input[role=combobox]')]
+        .map(e => [e.value, e.scrollWidth > e.clientWidth + 1])""")  # Chromium: overflowing text widens scrollWidth
+    assert [text for text, cut in shown if cut] == [], shown  # a value wider than its box is cut off
+    assert ["binary", False] in shown and ["96", False] in shown, shown
+    page.screenshot(path=str(SHOTS / "projector-experiment.png"))
     page.close()
