@@ -63,13 +63,16 @@ def home() -> None:
     st.caption("Transfer learning needs pretrained weights. This is what this server has, decided without the internet.")
     _imports_ready()
     with st.spinner("Checking weights…"):
-        from lib.backbones.registry import status_table
+        from lib.backbones.registry import is_random, status_table
 
         rows = status_table()
-    st.dataframe(
-        [{"backbone": r["title"], "status": r["status"], "what to do": r["advice"]} for r in rows],
-        hide_index=True, width="stretch",
-    )
+    # a static table: its cells wrap, where a dataframe cut "what to do" off at the column's edge
+    st.table([{"backbone": r["title"], "weights": r["status"], "what to do": r["advice"]} for r in rows],
+             hide_index=True)
+    n_random = sum(is_random(r["status"]) for r in rows)
+    if n_random:
+        st.caption(f"{n_random} of {len(rows)} backbones would train on random weights here: their results show "
+                   "what a head learns from random features, not transfer learning, and are labelled so.")
 
 
 from ui.components import keep_keras_state  # noqa: E402  (after set_page_config)

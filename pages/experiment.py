@@ -20,6 +20,7 @@ from ui.components import (
     head_editor,
     keep_keras_state,
     projector_css,
+    projector_on,
     render_results,
     task_data,
     train_with_progress,
@@ -47,9 +48,18 @@ def _load(exp: Experiment) -> None:
     ss["head_ids"] = [_new_id() for _ in exp.heads]
 
 
+UPLOAD_LINK = "upload"  # the link's ds= of an experiment on an upload (which stays in its own session)
+
 if "exp" not in ss or ss.pop("load_from_url", False):
-    exp, notices = from_query({k: st.query_params.get_all(k) if k == "h" else st.query_params.get(k)
-                               for k in st.query_params})
+    params = {k: st.query_params.get_all(k) if k == "h" else st.query_params.get(k) for k in st.query_params}
+    from_upload = params.get("ds") == UPLOAD_LINK
+    if from_upload:
+        params.pop("ds")
+    exp, notices = from_query(params)
+    if from_upload:  # said, not silently swapped: the heads are the link's, the data is not
+        notices.insert(0, "This link was made on someone's uploaded data, which stays private to their session: "
+                          f"it opens with the sample dataset '{exp.dataset}' instead. To use your own images, "
+                          "upload them on the Data page.")
     _load(exp)
     ss["notices"] = notices
 if "pending_exp" in ss:  # set by the Lessons page's "open in Experiment"
@@ -67,7 +77,10 @@ def _on_task_change() -> None:
 
 
 with st.container(border=True):
-    c = st.columns([1.2, 1.4, 1.6, 0.8, 0.8, 0.8])
+    if projector_on():  # larger text: two rows of three, or "binary" shows as "bi" and Input px as nothing
+        c = st.columns([1, 1.2, 2.2]) + st.columns(3)
+    else:  # the backbone title needs the room ("MobileNetV2 (ImageNet, bundled)")
+        c = st.columns([1, 1.2, 2.2, 0.8, 0.8, 0.8])
     ss.setdefault("x_task", exp.task)
     c[0].selectbox("Task", TASKS, key="x_task", on_change=_on_task_change)
     options = dataset_options(exp.task)
@@ -91,22 +104,32 @@ except HeadLabError as e:
     st.stop()
 n_outputs = data.n_outputs
 
-from lib.backbones.registry import status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
+from lib.backbones.registry import is_random, status_advice, weights_status  # noqa: E402  (imports Keras: after the first paint)
 
 w_status = weights_status(backbone, size)
-st.caption(f"Weights: **{w_status}** — {status_advice(w_status)} · Data: {len(data.images)} images, "
+if is_random(w_status):  # said before Train: extracting features from a random backbone can take a minute
+    st.warning(f"**{REGISTRY[backbone].title} at {size} px has random weights on this server** ({w_status}): "
+               "its features are random, so this compares heads on random features, not transfer learning. "
+               f"{status_advice(w_status, backbone)} MobileNetV2 (bundled) has ImageNet weights.",
+               icon=":material/warning:")
+st.caption(f"Weights: **{w_status}** · Data: {len(data.images)} images, "
            f"{int(data.is_val.sum())} for validation · {n_outputs} output(s) natural for this task")
 
 # ---- heads side by side --------------------------------------------------------------------------
 head_ids: list[str] = ss["head_ids"]
 heads = list(exp.heads)
-cols = st.columns(len(heads))
+# Rows of at most three: six heads in one row left each editor ~130 px wide at 1280 px (labels broken
+# mid-word, dropdowns cut to "sigmoi"); three keep every widget readable, also in projector mode.
+PER_ROW = 2 if projector_on() else 3
+cols = [col for start in range(0, len(heads), PER_ROW)
+        for col in st.columns(PER_ROW)[:min(PER_ROW, len(heads) - start)]]
 edited = []
 for i, (col, hid, head) in enumerate(zip(cols, head_ids, heads)):
     with col.container(border=True):
-        top = st.columns([3, 1])
-        top[0].markdown(f"**Head {i + 1}**")
-        if len(heads) > 1 and top[1].button("Remove", icon=":material/close:", key=f"rm-{hid}", type="tertiary"):
+        top = st.container(horizontal=True, vertical_alignment="center")
+        top.markdown(f"**Head {i + 1}**", width="stretch")
+        if len(heads) > 1 and top.button("", icon=":material/close:", key=f"rm-{hid}", type="tertiary",
+                                         help=f"Remove head {i + 1}"):
             clear_head_keys(f"h{hid}-")
             del head_ids[i]
             ss["exp"] = exp.with_(heads=tuple(h for j, h in enumerate(heads) if j != i))
@@ -121,7 +144,7 @@ ss["exp"] = exp
 try:  # the link in the address bar always describes what is on screen
     query = exp.to_query()
     if dataset.startswith("upload"):
-        query.pop("ds")
+        query["ds"] = UPLOAD_LINK  # never the upload's own name; whoever opens the link is told
     st.query_params.from_dict(query)
 except Exception:  # a page never breaks over its URL
     pass

@@ -59,6 +59,13 @@ run = row.button("Run it", type="primary", icon=":material/play_arrow:", key="ru
 if row.button("Open in Experiment", icon=":material/tune:"):
     ss["pending_exp"] = exp
     st.switch_page("pages/experiment.py")
+position = ids.index(lesson_id)
+if position + 1 < len(ids):
+    def _next_lesson() -> None:
+        ss["lesson"] = ids[position + 1]
+
+    row.button(f"Next lesson: {get_lesson(ids[position + 1]).title}", icon=":material/arrow_forward:",
+               key="next-lesson", on_click=_next_lesson)
 
 if run:
     sweep = train_with_progress(exp, key="lesson")

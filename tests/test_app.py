@@ -36,8 +36,13 @@ def test_home_shows_the_weight_status_and_the_way_in():
     at = app().run()
     assert not at.exception
     assert at.title[0].value == "Head Lab"
-    table = at.dataframe[0].value
-    assert "imagenet (bundled)" in set(table["status"])
+    table = at.table[0].value
+    assert "imagenet (bundled)" in set(table["weights"])
+    # the suite's Keras cache is empty: the others are random here, said so, with the command filled in
+    assert "imagenet (will download)" not in set(table["weights"])
+    resnet = table[table["backbone"] == "ResNet50"].iloc[0]
+    assert resnet["weights"].startswith("random") and "python -m lib weights fetch resnet50" in resnet["what to do"]
+    assert "`" not in "".join(table["what to do"]) and "NAME" not in "".join(table["what to do"])
     assert any(b.label.startswith("Start here") for b in at.button)
 
 
@@ -68,6 +73,9 @@ def test_training_from_the_experiment_page_shows_results():
     text = " ".join(visible(e.value) for e in at.error)
     assert "Every prediction is 1, the same for every image" in text
     assert len(at.get("plotly_chart")) == 3  # loss, metric, gradient: only the chosen view is built
+    # each head's card has its Keras code (it was hidden under Export)
+    assert [e.label for e in at.expander].count("Show Keras code") == 2
+    assert sum("keras" in c.value and "Dense(" in c.value for c in at.code) == 2
     at.segmented_control(key="exp-view").set_value("Outputs before / after").run()
     assert len(at.get("plotly_chart")) == 2 * 2  # outputs before/after and per-sample sums, per head
     assert at.session_state["sweep"].epochs == 3
@@ -131,3 +139,44 @@ def test_page_runs_no_longer_clear_keras_session(monkeypatch):
         at = AppTest.from_file(f"../{page}", default_timeout=TIMEOUT).run()
         assert not at.exception, page
         assert clears == [], page
+
+
+def test_random_weight_backbone_is_announced_before_training_and_on_every_chart():
+    """A backbone without ImageNet weights here (the tiny MobileNet at 64 px: Keras has none for that
+    size): the page warns before Train, and every chart of the results says the weights were random."""
+    import json
+
+    from lib.report.base import RANDOM_WEIGHTS_NOTE
+
+    h1 = default_head("binary").to_url()
+    at = open_page("pages/experiment.py", {"task": "binary", "bb": "mobilenet_v2_035", "size": "64", "epochs": "2",
+                                           "h": [h1]})
+    assert not at.exception
+    assert any("has random weights on this server" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.button(key="train").click().run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    for c in charts:
+        assert RANDOM_WEIGHTS_NOTE in json.loads(c.proto.spec)["layout"]["title"]["subtitle"]["text"]
+    assert any("compare heads on random features" in w.value for w in at.warning)
+
+
+def test_next_lesson_button_walks_the_lessons_in_order():
+    from lib.lessons import LESSONS
+
+    at = open_page("pages/lessons.py", {"lesson": LESSONS[0].id})
+    assert not at.exception
+    at.button(key="next-lesson").click().run()
+    assert at.session_state["lesson"] == LESSONS[1].id
+    assert at.selectbox(key="lesson_pick").value == LESSONS[1].id
+    at = open_page("pages/lessons.py", {"lesson": LESSONS[-1].id})
+    assert not any(b.key == "next-lesson" for b in at.button)  # the last lesson has no next
+
+
+def test_a_link_made_on_an_upload_says_it_opens_with_a_sample():
+    at = open_page("pages/experiment.py", {"task": "binary", "ds": "upload", "epochs": "2"})
+    assert not at.exception
+    notices = [w.value for w in at.warning]
+    assert any("made on someone's uploaded data" in visible(n) and "opens with the sample dataset" in visible(n)
+               for n in notices), notices

@@ -103,7 +103,9 @@ def test_home_renders_and_projector_mode_grows_the_text(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(server)
     page.get_by_text("Backbones and their weights").wait_for(timeout=60_000)
-    page.locator("[data-testid=stDataFrame]").wait_for(timeout=60_000)  # the script has finished its run
+    page.locator("[data-testid=stTable]").wait_for(timeout=60_000)  # the script has finished its run
+    page.locator("[data-testid=stMainMenu]").wait_for(timeout=10_000)  # the toolbar is drawn...
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # ...without Streamlit's Deploy (toolbarMode)
     size = "getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stMarkdownContainer] p')).fontSize"
     before = float(page.evaluate(size).rstrip("px"))
     switch = page.get_by_role("switch")
@@ -301,4 +303,158 @@ def test_a_hostile_link_shows_text_and_fetches_nothing(server, browser):
     assert f"1. [go]({probe}) :material/warning: ![t]" in text  # the head's name on its card, as text
     main.locator("[data-testid=stAlertContainer]").first.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "hostile-link.png"), full_page=True)
+    page.close()
+
+
+def _experiment_link(exp) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlencode(exp.to_query(), doseq=True)
+
+
+def test_live_training_chart_has_epochs_on_x_and_a_line_per_head(server, browser):
+    """Mid-training, the live chart draws one loss line per head over the epochs so far, its legend
+    naming the heads (it once put head names on the x axis and a legend of epochs sorted as text)."""
+    from lib.experiment import Experiment
+    from lib.heads.config import default_head
+
+    SHOTS.mkdir(exist_ok=True)
+    # long enough to watch (the chart appears after 1.5 s of training): a hidden layer, 80 epochs
+    heads = tuple(default_head("binary", learning_rate=lr, hidden=((256, "relu"),), name=f"lr {lr:g}")
+                  for lr in (1e-3, 1e-2, 1e-4))
+    exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=80, seed=21, heads=heads)
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(f"{server}/experiment?{_experiment_link(exp)}")
+    page.get_by_role("button", name="Train").click(timeout=120_000)
+    chart = page.locator("[data-testid=stVegaLiteChart]").first
+    chart.wait_for(timeout=120_000)
+    page.wait_for_timeout(800)  # a redraw or two
+    shown = page.get_by_text("Training 3 heads: epoch").inner_text()
+    chart.scroll_into_view_if_needed()
+    chart.screenshot(path=str(SHOTS / "live-training-chart.png"))
+    epoch = int(shown.split("epoch ")[1].split("/")[0])
+    assert epoch < 80, "the screenshot must be taken mid-training"
+    x_axis = chart.locator("[aria-roledescription=axis]").first.get_attribute("aria-label")
+    assert x_axis.startswith("X-axis titled 'epoch' for a linear scale"), x_axis
+    assert chart.locator("[aria-roledescription='line mark']").count() == 3  # one line per head
+    legend = chart.locator("[aria-roledescription=legend] text").all_text_contents()  # SVG: no inner_text
+    assert legend == ["1. lr 0.001", "2. lr 0.01", "3. lr 0.0001", "head"], legend
+    page.get_by_text("Trained 3 heads × 80 epochs").wait_for(timeout=180_000)
+    assert chart.count() == 0  # the live chart makes room for the results
+    page.close()
+
+
+def test_six_heads_stay_usable_at_1280(server, browser):
+    """Six heads at 1280×800: rows of three, every label on one line, dropdowns and the learning-rate
+    box wide enough for their values (one row of six once broke labels mid-word: "Op tim ize r")."""
+    from lib.experiment import Experiment
+    from lib.heads.config import default_head
+
+    SHOTS.mkdir(exist_ok=True)
+    heads = tuple(default_head("binary", learning_rate=lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1e-4))
+    exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=3, seed=4, heads=heads)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/experiment?{_experiment_link(exp)}")
+    page.get_by_text("Head 6", exact=True).wait_for(timeout=120_000)
+    page.get_by_role("button", name="Train").wait_for(timeout=60_000)
+    for summary in page.locator("[data-testid=stExpander] summary").all():
+        summary.click()
+    page.get_by_label("Learning rate").nth(5).wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    page.get_by_text("Head 1", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "six-heads-1280.png"))
+    page.get_by_text("Head 4", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "six-heads-1280-row2.png"))
+
+    tops = sorted({round(page.get_by_text(f"Head {i}", exact=True).bounding_box()["y"]) for i in range(1, 7)})
+    assert len(tops) == 2, tops  # two rows (of three)
+    widths = [page.get_by_label(label).nth(i).bounding_box()["width"]
+              for label in ("Output activation", "Loss", "Optimizer", "Learning rate") for i in range(6)]
+    assert min(widths) > 90, widths  # 130 px columns left "sigmoi" and learning-rate slivers
+    labels = page.locator("[data-testid=stMain] [data-testid=stWidgetLabel]")
+    for i in range(labels.count()):  # one line each: a label broken over lines is taller than 30 px
+        box = labels.nth(i).bounding_box()
+        assert box is None or box["height"] < 30, labels.nth(i).inner_text()
+    truncated = page.evaluate("""[...document.querySelectorAll('[data-testid=stMain] [data-testid=stWidgetLabel] p')]
+        .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText)""")
+    assert truncated == []  # no label cut to "Natural …"
+    page.close()
+
+
+def _projector_on(page) -> None:
+    switch = page.get_by_role("switch")
+    for _ in range(3):  # a click that lands while the first script run finishes can be dropped
+        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
+        page.wait_for_timeout(1000)
+        if switch.is_checked():
+            return
+    assert switch.is_checked()
+
+
+_FONT = "sel => parseFloat(getComputedStyle(document.querySelector(sel)).fontSize)"
+_CLIPPED = """plot => {  // legend entries and axis labels that reach past the chart's own box
+    const box = plot.getBoundingClientRect();
+    return [...plot.querySelectorAll('.legendtext, .xtick text, .ytick text, .g-xtitle text, .gtitle')]
+        .filter(t => { const r = t.getBoundingClientRect();
+                       return r.right > box.right + 1 || r.left < box.left - 1 || r.bottom > box.bottom + 1; })
+        .map(t => t.textContent);
+}"""
+
+
+def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser):
+    """Projector mode on a lesson: the title and the lesson question grow with the text, charts are drawn
+    larger at full width with nothing outside their box, and a regression lesson shows no output-sum
+    panels (they mean nothing there)."""
+    SHOTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/lessons?lesson=regression-activations")
+    run = page.get_by_role("button", name="Run it")
+    run.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    normal = {sel: page.evaluate(_FONT, sel) for sel in ("h1", "h3", "[data-testid=stMain] p")}
+    _projector_on(page)
+    page.wait_for_function(f"parseFloat(getComputedStyle(document.querySelector('h3')).fontSize) > {normal['h3']}",
+                           timeout=15_000)
+    big = {sel: page.evaluate(_FONT, sel) for sel in normal}
+    for sel in normal:  # everything larger, headings (the lesson question is the h3) included
+        assert big[sel] > normal[sel] * 1.2, (sel, normal, big)
+    assert big["h3"] > big["[data-testid=stMain] p"] * 1.3  # a title stays a title
+    page.screenshot(path=str(SHOTS / "projector-lesson-top.png"))
+
+    run.click()
+    page.get_by_text("What we measured:").wait_for(timeout=180_000)
+    plots = page.locator(".js-plotly-plot")
+    plots.nth(2).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    main_width = page.locator("[data-testid=stMain] [data-testid=stSelectbox]").first.bounding_box()["width"]
+    for i in range(plots.count()):
+        plot = plots.nth(i)
+        assert plot.bounding_box()["width"] > 0.9 * main_width  # full width: no half-page charts
+        assert plot.evaluate(_CLIPPED) == [], i
+    ticks = plots.nth(0).locator(".xtick text").all_text_contents()
+    assert ticks[-1] == "20", ticks  # the x axis reaches the last epoch
+    assert plots.nth(0).locator(".legendtext").all_text_contents() == ["linear + MSE", "relu + MSE", "sigmoid + MSE"]
+    plots.nth(0).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "projector-lesson-curves.png"))
+
+    page.get_by_text("Outputs before / after", exact=True).click()
+    page.get_by_text("Predicted vs true — sigmoid + MSE").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    visible_plots = page.locator(".js-plotly-plot:visible")
+    assert visible_plots.count() == 3  # one predicted-vs-true chart per head, no "output sums" panels
+    assert "Output sums only mean something" not in page.inner_text("[data-testid=stMain]")
+    for i in range(3):
+        assert visible_plots.nth(i).evaluate(_CLIPPED) == [], i
+    visible_plots.nth(0).scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "projector-lesson-outputs.png"))
+
+    # the Experiment page in the same session (projector still on): no setting cut to "bi" or "9"
+    page.locator("[data-testid=stSidebarNav] a").filter(has_text="Experiment").click()
+    page.get_by_text("Head 1", exact=True).wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    shown = page.evaluate("""[...document.querySelectorAll('[data-testid=stMain] input[role=combobox]')]
+        .map(e => [e.value, e.scrollWidth > e.clientWidth + 1])""")  # Chromium: overflowing text widens scrollWidth
+    assert [text for text, cut in shown if cut] == [], shown  # a value wider than its box is cut off
+    assert ["binary", False] in shown and ["96", False] in shown, shown
+    page.screenshot(path=str(SHOTS / "projector-experiment.png"))
     page.close()

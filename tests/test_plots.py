@@ -89,7 +89,9 @@ def test_loss_curves_draw_train_and_validation_per_trained_run(sweeps, task):
     assert fig.layout.font.size >= 14
     # drawn in half a page's width: legend under the plot, subtitle wrapped, and the extra room they take
     # is added to the figure, so the plot itself keeps the height of a full-width chart's
-    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    legend = fig.layout.legend  # under the plot: at the figure's bottom edge, below the x axis title
+    assert legend.orientation == "h" and (legend.yref, legend.yanchor, legend.y) == ("container", "bottom", 0)
+    assert fig.layout.margin.b >= 60 + 24  # room for the axis title and a legend row
     assert all(len(line) <= COMPACT_CHARS for line in fig.layout.title.subtitle.text.split("<br>"))
     m = fig.layout.margin
     assert fig.layout.height - m.t - m.b == HEIGHT - 70 - 26 - 4 - 60
@@ -379,3 +381,40 @@ def test_every_figure_carries_the_template_even_if_plotly_default_changes(monkey
     monkeypatch.setattr(pio.templates, "default", "plotly_dark")
     fig = base._message_figure("t", "m")
     assert fig.layout.template.layout.to_plotly_json() == white
+
+
+def test_half_width_figures_wrap_their_subtitles_and_projector_scales_them(sweeps):
+    """Confusion and calibration are drawn side by side in half the page: their subtitles wrap (they
+    were cut to "A si…"); projector() makes every font and the height larger and re-wraps long lines."""
+    from lib.report.base import FONT_SIZE, FULL_CHARS, PROJECTOR_SCALE, projector
+
+    for fig in (confusion_matrix(sweeps["binary"], 0), reliability_diagram(sweeps["binary"], 0)):
+        lines = fig.layout.title.subtitle.text.split("<br>")
+        assert len(lines) >= 2 and all(len(line) <= COMPACT_CHARS for line in lines), lines
+        height, top = fig.layout.height, fig.layout.margin.t
+        projector(fig)
+        assert fig.layout.font.size == round(FONT_SIZE * PROJECTOR_SCALE)
+        assert fig.layout.height >= round(height * PROJECTOR_SCALE) and fig.layout.margin.t >= round(top * PROJECTOR_SCALE)
+    scatter = projector(output_histograms(sweeps["regression"], 0))  # regression: predicted vs true
+    lines = scatter.layout.title.subtitle.text.split("<br>")
+    assert all(len(line) <= round(FULL_CHARS / PROJECTOR_SCALE) for line in lines), lines
+
+
+def test_csv_rows_carry_the_loss_on_predictions_and_every_head_setting(sweeps):
+    from lib.report.html_report import html_report
+    from lib.report.results import history_rows
+
+    sweep = sweeps["multiclass"]
+    rows = history_rows(sweep)
+    for run in _trained(sweep):
+        mine = [r for r in rows if r["run"] == sweep.runs.index(run) + 1]
+        assert [r["epoch"] for r in mine] == run.history["epoch"]
+        assert mine[-1]["val_loss_on_predictions"] == run.final.get("val_loss_on_predictions") is not None
+        assert all(r["val_loss_on_predictions"] is None for r in mine[:-1])
+        for r in mine:  # defaults included: a row alone says which head it was
+            assert (r["head_activation"], r["head_loss"], r["head_optimizer"], r["head_learning_rate"]) == (
+                run.config.activation, run.config.loss, run.config.optimizer, run.config.learning_rate)
+    report = html_report(sweep)
+    softmax_head = next(r for r in sweep.runs if r.config.activation == "softmax")
+    assert softmax_head.config.to_dict()["activation"] == "softmax"
+    assert "activation=softmax" in report and "optimizer=adam" in report  # the defaults are written out

@@ -22,19 +22,21 @@ from lib.heads.config import (
     KERNEL_INITIALIZERS,
     LABEL_FORMATS,
     LOSSES,
+    MAX_FINE_TUNE_EPOCHS,
     OPTIMIZERS,
     POOLINGS,
     HeadConfig,
     format_initializer,
     parse_hidden,
 )
+from lib.heads.naming import distinct_labels
 from lib.heads.pairings import Verdict
 from lib.report.base import run_names
 from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import grad_norm_curves, loss_curves, metric_curves
 from lib.report.html_report import html_report
 from lib.report.outputs import output_histograms, output_sum_histogram
-from lib.serve.progress import RedrawThrottle
+from lib.serve.progress import RedrawThrottle, live_loss_rows
 from lib.train.verdict import RunVerdict, combine
 
 log = logging.getLogger("headlab.ui")
@@ -90,11 +92,25 @@ def keep_keras_state() -> None:
     script_runner._clean_problem_modules = clean_matplotlib_only
 
 
+def projector_on() -> bool:
+    """Whether this session turned projector mode on (sidebar toggle in app.py)."""
+    return bool(st.session_state.get("projector"))
+
+
 def projector_css() -> None:
-    """Bigger type for a projector, if the user turned it on (sidebar toggle in app.py)."""
-    if st.session_state.get("projector"):
-        st.html("<style>html, body, [class*='st-'] {font-size: 20px !important;}"
-                " h1 {font-size: 2.6rem !important;} .stPlotlyChart {zoom: 1.15;}</style>")
+    """Bigger everything for a projector, if the user turned it on.
+
+    The root font size scales every rem-sized thing Streamlit draws — body text, headings (the lesson
+    question), widgets — in proportion, where a px size on every `st-` class once shrank titles to body
+    size. Charts are not zoomed by CSS (plotly then measured the wrong width and clipped legends and
+    axes): `_chart` draws them larger, at full width (`_columns`).
+    """
+    if projector_on():
+        st.html("<style>html {font-size: 22px !important;}"
+                " [data-testid=stMarkdownContainer] p, [data-testid=stMarkdownContainer] li,"
+                " [data-testid=stCaptionContainer] {font-size: 1rem !important;}"
+                " h1 {font-size: 2.8rem !important;} h2 {font-size: 2.1rem !important;}"
+                " h3 {font-size: 1.6rem !important;} h4 {font-size: 1.35rem !important;}</style>")
 
 
 def session_id() -> str:
@@ -159,6 +175,7 @@ def _init_keys(prefix: str, h: HeadConfig) -> None:
         "loss": h.loss, "from_logits": h.from_logits, "labels": h.labels, "k_init": k_name,
         "b_init": b_name, "hidden": ";".join(f"{u}:{a}" for u, a in h.hidden), "dropout": h.dropout,
         "pooling": h.pooling, "optimizer": h.optimizer, "lr": h.learning_rate, "unfrozen": h.unfrozen,
+        "ft_epochs": h.fine_tune_epochs, "ft_lr": h.fine_tune_learning_rate,
     }
     for p, v in k_params.items():
         values[f"k_{p}"] = v
@@ -173,15 +190,15 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
     _init_keys(prefix, config)
     ss = st.session_state
     st.text_input("Name (optional)", key=f"{prefix}name", placeholder=config.label())
-    c1, c2 = st.columns(2)
-    c1.checkbox(f"Natural units ({n_outputs})", key=f"{prefix}auto_units",
+    # One widget per row, checkboxes included: side by side in a third of 1280 px (six heads) their
+    # labels were cut to "N…" and "fr…".
+    st.checkbox(f"Natural units ({n_outputs})", key=f"{prefix}auto_units",
                 help="1 for binary and regression; one per class or label otherwise")
-    c2.number_input("Units", 1, 4096, key=f"{prefix}units", disabled=ss[f"{prefix}auto_units"])
+    st.number_input("Units", 1, 4096, key=f"{prefix}units", disabled=ss[f"{prefix}auto_units"])
     st.selectbox("Output activation", ACTIVATIONS, key=f"{prefix}activation")
     st.selectbox("Loss", LOSSES, key=f"{prefix}loss")
-    c1, c2 = st.columns(2)
-    c1.checkbox("from_logits", key=f"{prefix}from_logits", help="Tell the loss the outputs are logits")
-    c2.selectbox("Labels", LABEL_FORMATS, key=f"{prefix}labels",
+    st.checkbox("from_logits", key=f"{prefix}from_logits", help="Tell the loss the outputs are logits")
+    st.selectbox("Labels", LABEL_FORMATS, key=f"{prefix}labels",
                  help="auto feeds what the loss expects; integer/one_hot force a format")
     with st.expander("Initializers, hidden layers, training"):
         st.selectbox("Kernel initializer", list(KERNEL_INITIALIZERS), key=f"{prefix}k_init")
@@ -198,11 +215,15 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
         st.slider("Dropout", 0.0, 0.9, key=f"{prefix}dropout", step=0.05)
         st.selectbox("Pooling", POOLINGS, key=f"{prefix}pooling",
                      help="gap = global average, max = global max, flatten keeps every position")
-        c1, c2 = st.columns(2)
-        c1.selectbox("Optimizer", OPTIMIZERS, key=f"{prefix}optimizer")
-        c2.number_input("Learning rate", min_value=1e-6, max_value=10.0, key=f"{prefix}lr", format="%g")
+        st.selectbox("Optimizer", OPTIMIZERS, key=f"{prefix}optimizer")
+        st.number_input("Learning rate", min_value=1e-6, max_value=10.0, key=f"{prefix}lr", format="%g")
         st.number_input("Unfrozen top backbone layers", 0, 2000, key=f"{prefix}unfrozen",
                         help="0 = frozen base; rounded down to a block boundary")
+        st.number_input("Fine-tuning epochs (two phases)", 0, MAX_FINE_TUNE_EPOCHS, key=f"{prefix}ft_epochs",
+                        help="0 = one phase. Otherwise the Keras guide's recipe: the head trains on the frozen "
+                             "base first, then the unfrozen top layers join it for this many epochs")
+        st.number_input("Fine-tuning learning rate", min_value=1e-7, max_value=10.0, key=f"{prefix}ft_lr",
+                        format="%g", disabled=not ss[f"{prefix}ft_epochs"])
     try:
         k_name, b_name = ss[f"{prefix}k_init"], ss[f"{prefix}b_init"]
         new = HeadConfig(
@@ -216,7 +237,8 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
                 b_name, {p: float(ss[f"{prefix}b_{p}"]) for p in BIAS_INITIALIZERS[b_name]}, BIAS_INITIALIZERS),
             hidden=parse_hidden(ss[f"{prefix}hidden"]), dropout=float(ss[f"{prefix}dropout"]),
             pooling=ss[f"{prefix}pooling"], optimizer=ss[f"{prefix}optimizer"],
-            learning_rate=float(ss[f"{prefix}lr"]), unfrozen=int(ss[f"{prefix}unfrozen"]))
+            learning_rate=float(ss[f"{prefix}lr"]), unfrozen=int(ss[f"{prefix}unfrozen"]),
+            fine_tune_epochs=int(ss[f"{prefix}ft_epochs"]), fine_tune_learning_rate=float(ss[f"{prefix}ft_lr"]))
     except HeadLabError as e:
         st.error(f"{md_message(e)} — keeping the previous setting.")
         return config
@@ -234,6 +256,8 @@ def train_with_progress(exp: Experiment, key: str):
 
     Returns the SweepResult, or None after showing an actionable error.
     """
+    import pandas as pd
+
     from lib.serve import sweep_cache
     from lib.serve.gate import gate
     from lib.train.diagnostics import annotate
@@ -259,8 +283,9 @@ def train_with_progress(exp: Experiment, key: str):
             bar.progress(0.3 + 0.7 * done,
                          text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")
         if redraw_curves:
-            live.line_chart({f"{i + 1}. {exp.heads[i].label()}": v for i, v in sorted(history.items())},
-                            x_label="epoch", y_label="training loss", height=220)
+            rows = live_loss_rows(history, distinct_labels(exp.heads))
+            if rows:  # long format: a dict of lists made head names the x axis and epochs the legend
+                live.line_chart(pd.DataFrame(rows), x="epoch", y="training loss", color="head", height=260)
 
     try:
         data = task_data(exp.dataset, exp.task)
@@ -299,21 +324,46 @@ def train_with_progress(exp: Experiment, key: str):
 
 
 # ---- results --------------------------------------------------------------------------------------
-def _chart(fig, key: str) -> None:
+def _chart(fig, key: str, random_weights: bool = False) -> None:
+    if random_weights:
+        from lib.report.base import mark_random_weights
+
+        mark_random_weights(fig)
+    if projector_on():
+        from lib.report.base import projector
+
+        projector(fig)
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def _columns(n: int) -> list:
+    """n side-by-side columns; in projector mode one full-width slot per chart instead (half a page
+    cannot hold a chart drawn 1.3 times larger)."""
+    if projector_on():
+        return [st.container() for _ in range(n)]
+    return st.columns(n)
 
 
 def render_results(sweep, key: str) -> None:
     """Everything about a finished sweep: verdicts, curves, outputs, exports."""
+    from lib.backbones.registry import is_random
     from lib.report.results import history_rows
 
     names = run_names(sweep)
+    random_weights = is_random(sweep.weights)
+
+    def chart(fig, key: str) -> None:  # every chart of a random-weight sweep says so on itself
+        _chart(fig, key, random_weights)
+
+    if random_weights:
+        st.warning(f"The backbone's weights were random ({sweep.weights}): these results compare heads on random "
+                   "features, not transfer learning. Every chart below says so.", icon=":material/warning:")
     if sweep.notes:
         for note in sweep.notes:
             st.info(md_message(note))
     st.caption(f"{md_escape(sweep.dataset)} · {sweep.task} · {sweep.backbone} @ {sweep.input_size}px · weights: {sweep.weights} · "
                f"{sweep.epochs} epochs · seed {sweep.seed} · Keras {sweep.keras_version} on {sweep.backend}")
-    cols = st.columns(min(len(sweep.runs), 3))
+    cols = st.columns(min(len(sweep.runs), 2 if projector_on() else 3))  # larger text needs wider cards
     for i, run in enumerate(sweep.runs):
         with cols[i % len(cols)].container(border=True):
             st.markdown(f"**{i + 1}. {md_escape(names[i])}**")
@@ -328,6 +378,8 @@ def render_results(sweep, key: str) -> None:
                     f"{md_message(d['message'])}  \n*Knob:* {md_escape(d['knob'])}")
             if verdict.level == "ok" and run.status == "ok":
                 st.success("Nothing suspicious in what predict() returned.")
+            with st.expander("Show Keras code"):  # on the card: the head a teacher is pointing at
+                st.code(_keras_code(sweep, run), language="python")
             with st.expander("Why (pairing table)"):
                 st.caption(f"The pairing table's verdict before training: {verdict.table.level}")
                 st.write(verdict.table.message)
@@ -341,35 +393,36 @@ def render_results(sweep, key: str) -> None:
     # what slowed 30 simultaneous sessions down most in the load benchmark).
     view = st.segmented_control("View", VIEWS, default=VIEWS[0], key=f"{key}-view", label_visibility="collapsed")
     if view == VIEWS[0] or view is None:
-        c1, c2 = st.columns(2)
+        c1, c2 = _columns(2)
         with c1:
-            _chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
+            chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
         with c2:
-            _chart(metric_curves(sweep), f"{key}-metric")
-        _chart(grad_norm_curves(sweep), f"{key}-grad")
+            chart(metric_curves(sweep), f"{key}-metric")
+        chart(grad_norm_curves(sweep), f"{key}-grad")
         if len(sweep.runs) > 1 and st.toggle("One loss chart per head", key=f"{key}-split"):
-            per_row = st.columns(min(3, len(sweep.runs)))
+            per_row = _columns(min(3, len(sweep.runs)))
             for i, run in enumerate(sweep.runs):
                 with per_row[i % len(per_row)]:
                     single = dataclasses.replace(sweep, runs=[run])
-                    _chart(loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
+                    chart(loss_curves(single).update_layout(title_text=f"{i + 1}. {names[i]}"), f"{key}-loss-{i}")
     elif view == VIEWS[1]:
         for i in range(len(sweep.runs)):
             st.markdown(f"#### {i + 1}. {md_escape(names[i])}")
             # full width each: the before/after panels need the room to stay readable when projected
-            _chart(output_histograms(sweep, i), f"{key}-hist-{i}")
-            _chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
+            chart(output_histograms(sweep, i), f"{key}-hist-{i}")
+            if sweep.task != "regression":  # sums of outputs mean nothing for a regression head
+                chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
     elif view == VIEWS[2]:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
         else:
             for i in range(len(sweep.runs)):
-                c1, c2 = st.columns(2)
+                c1, c2 = _columns(2)
                 with c1:
                     if sweep.task != "multilabel":
-                        _chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")
+                        chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")
                 with c2:
-                    _chart(reliability_diagram(sweep, i), f"{key}-rel-{i}")
+                    chart(reliability_diagram(sweep, i), f"{key}-rel-{i}")
     else:
         import pandas as pd
 
@@ -380,9 +433,7 @@ def render_results(sweep, key: str) -> None:
         if f"{key}-report" in st.session_state:
             st.download_button("Download HTML report", st.session_state[f"{key}-report"],
                                file_name="headlab_report.html", mime="text/html", key=f"{key}-html")
-        for i, run in enumerate(sweep.runs):
-            with st.expander(f"Show Keras code — {i + 1}. {md_escape(names[i])}"):
-                st.code(_keras_code(sweep, run), language="python")
+        st.caption("Each head's Keras code is on its card above (\"Show Keras code\").")
 
 
 def _headline_metric(sweep, run) -> tuple[str, str] | None:

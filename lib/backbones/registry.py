@@ -17,7 +17,11 @@ from lib.common.errors import BackboneError
 
 BUNDLED = "imagenet (bundled)"
 CACHED = "imagenet (cached)"
-WILL_DOWNLOAD = "imagenet (will download)"
+# Not on disk. The app never downloads at run time ('auto' weights fall back to random offline, and a
+# workshop server usually has no internet), so this is what a participant actually gets: random
+# weights. Saying "will download" here promised a download that could not happen.
+NOT_CACHED = "random (ImageNet weights not on this server)"
+WILL_DOWNLOAD = NOT_CACHED  # the old name, kept for callers; it no longer claims a download
 RANDOM = "random (no weights available)"
 
 SIZES = (32, 64, 96, 128, 160, 192, 224, 299)
@@ -115,16 +119,21 @@ def weights_status(name: str, size: int | None = None) -> str:
         return RANDOM
     if _file_matches(keras_models_dir() / wf[0], wf[1]):
         return CACHED
-    return WILL_DOWNLOAD
+    return NOT_CACHED
 
 
-def status_advice(status: str) -> str:
-    """What a user can do about a weights status."""
+def is_random(status: str) -> bool:
+    """Whether a weights status (or LoadedBackbone.weights) means the backbone's features are random."""
+    return status.startswith("random")
+
+
+def status_advice(status: str, name: str = "NAME") -> str:
+    """What a user can do about a weights status, as plain text (shown in tables, not as Markdown)."""
     return {
         BUNDLED: "Ready offline: ImageNet weights ship with Head Lab's set-up.",
         CACHED: "Ready offline: ImageNet weights are in the Keras cache.",
-        WILL_DOWNLOAD: "Needs the internet once: run `python -m lib weights fetch NAME` while online "
-                       "before the workshop; offline it trains with random weights instead.",
+        NOT_CACHED: "Trains with random weights (not transfer learning). To get ImageNet weights, run "
+                    f"\"python -m lib weights fetch {name}\" on this server while it has internet access.",
         RANDOM: "No ImageNet weights for this size: features are random, so expect little transfer.",
     }[status]
 
@@ -207,7 +216,7 @@ def load_backbone(name: str, size: int, weights: str = "auto") -> LoadedBackbone
         except Exception as e:  # Keras raises a bare Exception when the download fails
             note = (f"ImageNet weights for {spec.title} could not be loaded ({str(e).splitlines()[0][:120]}); "
                     "using random weights. Run `python -m lib weights fetch` while online.")
-    elif weights == "auto" and status == WILL_DOWNLOAD:
+    elif weights == "auto" and status == NOT_CACHED:
         note = f"{spec.title}: ImageNet weights are not in the Keras cache; using random weights offline."
     if model is None:
         model = ctor(weights=None, **kwargs)
@@ -239,5 +248,5 @@ def status_table() -> list[dict]:
     for spec in REGISTRY.values():
         st = weights_status(spec.name, spec.default_size)
         rows.append({"name": spec.name, "title": spec.title, "default_size": spec.default_size,
-                     "sizes": list(spec.sizes()), "status": st, "advice": status_advice(st)})
+                     "sizes": list(spec.sizes()), "status": st, "advice": status_advice(st, spec.name)})
     return rows

@@ -64,6 +64,7 @@ def _t(text: object) -> str:
 
 
 COMPACT_CHARS = 55  # subtitle characters per line in a half-width chart (plotly does not wrap titles)
+FULL_CHARS = 100  # the same in a full-width chart
 
 
 def _layout(fig: go.Figure, title: str, subtitle: str = "", height: int = HEIGHT, compact: bool = False,
@@ -72,7 +73,8 @@ def _layout(fig: go.Figure, title: str, subtitle: str = "", height: int = HEIGHT
     subtitle is wrapped and the legend goes under the plot, which then keeps the whole width (a legend
     beside it left a plot too narrow for its own labels)."""
     title_d: dict = dict(text=title, font=dict(size=TITLE_SIZE), x=0.01, xanchor="left")
-    lines = _wrap(subtitle, COMPACT_CHARS) if compact and subtitle else [subtitle] if subtitle else []
+    lines = [w for line in subtitle.split("<br>") for w in _wrap(line, COMPACT_CHARS if compact else FULL_CHARS)] \
+        if subtitle else []
     if lines:
         title_d["subtitle"] = dict(text="<br>".join(lines), font=dict(size=FONT_SIZE - 1, color="#555555"))
     if pio.templates.default != TEMPLATE:  # something changed plotly's default after this module set it
@@ -84,9 +86,11 @@ def _layout(fig: go.Figure, title: str, subtitle: str = "", height: int = HEIGHT
         # legend rows at ~400 px of width: ~8 px a character plus the line sample, per entry
         widths = [50 + 8 * len(t.name or "") for t in fig.data if t.showlegend is not False]
         rows = max(1, math.ceil(sum(widths) / 400))
-        legend.update(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left")
-        bottom += 24 * rows
-        height += 24 * rows + 26 * max(0, len(lines) - 1)
+        # at the figure's own bottom edge, under the x axis title (y=-0.22 of the plot's height once
+        # overlapped the axis title: "sigmoid×1 + B{epoch}")
+        legend.update(orientation="h", yref="container", yanchor="bottom", y=0, x=0, xanchor="left")
+        bottom += 24 * rows + 10
+        height += 24 * rows + 10 + 26 * max(0, len(lines) - 1)
     fig.update_layout(
         height=height, title=title_d, font=dict(size=FONT_SIZE), legend=legend,
         hoverlabel=dict(font=dict(size=FONT_SIZE - 1)), margin=dict(l=70, r=30, t=top, b=bottom), **kw)
@@ -150,3 +154,60 @@ def _class_names(sweep: SweepResult) -> list[str]:
 def _binary_score(view: np.ndarray) -> np.ndarray:
     """The positive-class score exactly as metrics reads it (unit 0 of one, unit 1 of several)."""
     return view[:, 0] if view.shape[1] == 1 else view[:, min(1, view.shape[1] - 1)]
+
+
+PROJECTOR_SCALE = 1.3
+
+
+def projector(fig: go.Figure, scale: float = PROJECTOR_SCALE) -> go.Figure:
+    """The same figure for a projector: every font, the margins and the height `scale` times larger.
+
+    Meant for charts drawn at the page's full width (projector mode stacks the half-width charts):
+    subtitles were wrapped and legend rows counted for half a page at the normal size, which the
+    doubled width still holds at this scale. Changes `fig` in place and returns it.
+    """
+    lay = fig.layout
+
+    def grow(font, default: float) -> dict:
+        return dict(size=round((font.size or default) * scale))
+
+    fig.update_layout(font=grow(lay.font, FONT_SIZE), legend_font=grow(lay.legend.font, FONT_SIZE),
+                      hoverlabel_font=grow(lay.hoverlabel.font, FONT_SIZE),
+                      height=round((lay.height or HEIGHT) * scale))
+    added = 0  # subtitle lines added by re-wrapping for the larger font
+    if lay.title.text:
+        fig.update_layout(title_font=grow(lay.title.font, TITLE_SIZE))
+        if lay.title.subtitle and lay.title.subtitle.text:
+            old = lay.title.subtitle.text.split("<br>")
+            new = [w for line in old for w in _wrap(line, round(FULL_CHARS / scale))]
+            added = len(new) - len(old)
+            fig.update_layout(title_subtitle_font=grow(lay.title.subtitle.font, FONT_SIZE),
+                              title_subtitle_text="<br>".join(new))
+    m = lay.margin
+    extra = round(30 * scale * added)  # a subtitle line at the larger font, and a little air above subplot titles
+    fig.update_layout(margin=dict(l=round((m.l or 70) * scale), r=round((m.r or 30) * scale),
+                                  t=round((m.t or 70) * scale) + extra, b=round((m.b or 60) * scale)),
+                      height=lay.height + extra)
+    for ann in lay.annotations:
+        ann.font.size = round((ann.font.size or FONT_SIZE) * scale)
+    fig.update_xaxes(automargin=True, title_standoff=8)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+RANDOM_WEIGHTS_NOTE = "Random backbone weights: not transfer learning"
+
+
+def mark_random_weights(fig: go.Figure) -> go.Figure:
+    """Say on the figure itself that the backbone's weights were random (a screenshot or a projected
+    chart must not pass such a run off as transfer learning): a first, red subtitle line. In place."""
+    lay = fig.layout
+    note = f"<span style='color:#b03a2e'><b>⚠ {RANDOM_WEIGHTS_NOTE}</b></span>"
+    old = lay.title.subtitle.text if lay.title.subtitle and lay.title.subtitle.text else ""
+    if RANDOM_WEIGHTS_NOTE in old:
+        return fig
+    fig.update_layout(title_subtitle_text=_join(note, old), margin_t=(lay.margin.t or 70) + 26,
+                      height=(lay.height or HEIGHT) + 26)
+    if not old:
+        fig.update_layout(title_subtitle_font=dict(size=FONT_SIZE - 1, color="#555555"))
+    return fig

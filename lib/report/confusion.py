@@ -62,7 +62,7 @@ def confusion_matrix(sweep: SweepResult, run_index: int, epoch: int | None = Non
     acc = float(np.mean(pred == y)) if y.size else float("nan")
     return _layout(fig, title, f"Epoch {e}: correct answers lie on the diagonal (accuracy {acc:.1%}). "
                    "A single filled column: every image gets the same class.",
-                   height=max(HEIGHT, 160 + 45 * len(names)))
+                   height=max(HEIGHT, 160 + 45 * len(names)), compact=True)  # drawn at half width
 
 
 def reliability_diagram(sweep: SweepResult, run_index: int, epoch: int | None = None, bins: int = 10) -> go.Figure:
@@ -115,4 +115,4 @@ def reliability_diagram(sweep: SweepResult, run_index: int, epoch: int | None = 
     fig.update_xaxes(title_text=f"mean predicted {what}", range=[-0.02, 1.02], tickformat=".1f")
     fig.update_yaxes(title_text="observed frequency", range=[-0.02, 1.02], tickformat=".0%")
     return _layout(fig, title, f"On the diagonal, 'p = 0.8' comes true 80% of the time. Marker size: how many "
-                   f"predictions fall in the bin. Expected calibration error {ece:.3f}.")
+                   f"predictions fall in the bin. Expected calibration error {ece:.3f}.", compact=True)

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from lib.heads.config import HeadConfig, default_head
+from lib.heads.config import HeadConfig
 from lib.report.base import HEIGHT, run_colors, run_names
 from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import _wide_range, grad_norm_curves, loss_curves, metric_curves
@@ -53,17 +53,17 @@ def _fmt(v) -> str:
 
 
 def _config_string(config: HeadConfig) -> str:
-    """The settings that differ from the task's textbook head (what to type to reproduce it)."""
-    base = default_head(config.task).to_dict()
+    """Every setting of the head, defaults included (a reader of the report cannot know the defaults:
+    "softmax" was left out once because it is the multiclass default)."""
     d = config.to_dict()
     parts = []
     for k, v in d.items():
-        if k in ("task", "name") or v == base.get(k):
+        if k in ("task", "name"):
             continue
         if k == "hidden":
             v = ";".join(f"{u}:{a}" for u, a in v)
         parts.append(f"{k}={_fmt(v) if isinstance(v, float) else v}")
-    return ", ".join(parts) or "the textbook head"
+    return ", ".join(parts)
 
 
 _CSS = """

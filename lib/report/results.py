@@ -64,14 +64,32 @@ def spreadsheet_safe(cell: str) -> str:
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
+def _head_columns(config) -> dict:
+    """The head's full settings as `head_<setting>` cells (every row, so a filtered sheet keeps them)."""
+    cells = {}
+    for key, value in config.to_dict().items():
+        if key == "hidden":
+            value = ";".join(f"{u}:{a}" for u, a in value)
+        cells[f"head_{key}"] = spreadsheet_safe(value) if isinstance(value, str) else value
+    return cells
+
+
 def history_rows(sweep: SweepResult) -> list[dict]:
-    """One row per run and epoch (the CSV download); text cells are spreadsheet-safe (a link sets names)."""
+    """One row per run and epoch (the CSV download); text cells are spreadsheet-safe (a link sets names).
+
+    `val_loss_on_predictions` (the loss recomputed on what predict() returns, measured once after
+    training) fills the last epoch's row; earlier rows leave it empty.
+    """
     rows = []
     for i, run in enumerate(sweep.runs):
         h = run.history
         label = spreadsheet_safe(run.label)
-        for k, epoch in enumerate(h.get("epoch", [])):
+        head = _head_columns(run.config)
+        epochs = h.get("epoch", [])
+        for k, epoch in enumerate(epochs):
             row = {"run": i + 1, "label": label, "status": run.status, "epoch": epoch}
             row.update({key: vals[k] for key, vals in h.items() if key != "epoch"})
+            row["val_loss_on_predictions"] = run.final.get("val_loss_on_predictions") if k == len(epochs) - 1 else None
+            row.update(head)
             rows.append(row)
     return rows

@@ -37,3 +37,18 @@ class RedrawThrottle:
         if curves:
             self._last_curves = now
         return bar, curves
+
+
+def live_loss_rows(history: dict[int, list[float]], labels: list[str]) -> list[dict]:
+    """Long-format rows {epoch, head, training loss} for the live chart: epochs (from 1) on the x axis
+    and one line per head. Heads are numbered ("1. …") so that two heads with the same label stay two
+    lines, and their legend sorts in head order (up to 9 heads, more than MAX_HEADS). Non-finite losses
+    (a diverging head) are left out: a chart cannot draw them."""
+    import math
+
+    rows = []
+    for i, losses in sorted(history.items()):
+        head = f"{i + 1}. {labels[i]}"
+        rows.extend({"epoch": k + 1, "head": head, "training loss": v}
+                    for k, v in enumerate(losses) if math.isfinite(v))
+    return rows
