@@ -110,6 +110,20 @@ def test_link_round_trip_and_bad_links_give_notices():
     assert at.session_state["exp"].task == "binary"
 
 
+def test_a_two_phase_head_survives_the_head_editor():
+    """A link to the two-phase head (the fine-tuning lesson's "Open in Experiment") keeps both phases
+    through the editor's widgets, and a change in the editor reaches the config."""
+    h = default_head("binary", unfrozen=12, fine_tune_epochs=3, fine_tune_learning_rate=2e-5).to_url()
+    at = open_page("pages/experiment.py", {"task": "binary", "h": [h]})
+    assert not at.exception
+    head = at.session_state["exp"].heads[0]
+    assert (head.unfrozen, head.fine_tune_epochs, head.fine_tune_learning_rate) == (12, 3, 2e-5)
+    key = next(n.key for n in at.number_input if n.key.endswith("-ft_epochs"))  # head ids are random
+    at.number_input(key=key).set_value(5).run()
+    assert at.session_state["exp"].heads[0].fine_tune_epochs == 5
+    assert h not in str(at.query_params["h"])  # the link follows the edit
+
+
 @pytest.mark.parametrize("lesson", ["softmax-one-unit"])
 def test_a_lesson_runs_with_one_click(lesson):
     at = open_page("pages/lessons.py", {"lesson": lesson})
