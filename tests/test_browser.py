@@ -209,7 +209,7 @@ def test_experiment_train_change_and_train_again(server, browser):
     page.screenshot(path=str(SHOTS / "experiment-results.png"))
 
     # a change above the fragment (epochs 3 → 4) is a full rerun: the results say they are stale
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("4")
     epochs.press("Enter")
     stale = page.get_by_text("These results are from the settings before your last change")

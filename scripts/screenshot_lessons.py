@@ -1,0 +1,122 @@
+"""Screenshot every lesson after its run, at 1280×800 and in projector mode, for a person to look at.
+
+    .venv/bin/python scripts/screenshot_lessons.py [--out test-results/lessons] [--lesson ID ...]
+
+Starts the app on a free port and drives Debian's Chromium (as tests/test_browser.py does). For each
+lesson it saves the top of the page (the 1280×800 a laptop shows) and the whole page, first in normal
+mode and then in projector mode, and prints any chart whose legend or axis labels reach past its box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lib.lessons import LESSONS  # noqa: E402  (after the path is set)
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CLIPPED = """plot => {
+    const box = plot.getBoundingClientRect();
+    return [...plot.querySelectorAll('.legendtext, .xtick text, .ytick text, .g-xtitle text, .gtitle')]
+        .filter(t => { const r = t.getBoundingClientRect();
+                       return r.right > box.right + 1 || r.left < box.left - 1 || r.bottom > box.bottom + 1; })
+        .map(t => t.textContent);
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start() -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("streamlit did not start within a minute")
+
+
+def _projector_on(page) -> None:
+    switch = page.get_by_role("switch")
+    for _ in range(3):  # a click while the first script run finishes can be dropped
+        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
+        page.wait_for_timeout(1000)
+        if switch.is_checked():
+            return
+
+
+def _shoot(page, url: str, lesson_id: str, out: Path, mode: str) -> float:
+    page.goto(f"{url}/lessons?lesson={lesson_id}")
+    page.get_by_role("button", name="Run it").wait_for(timeout=120_000)
+    page.wait_for_timeout(800)
+    if mode == "projector":
+        _projector_on(page)
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="Run it").click()
+    page.get_by_text("What we measured:").wait_for(timeout=600_000)
+    seconds = time.perf_counter() - t0
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(out / f"{lesson_id}-{mode}-top.png"))
+    # Streamlit scrolls inside its own container, so a full-page shot needs a viewport that tall.
+    tall = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": min(int(tall) + 100, 12_000)})
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / f"{lesson_id}-{mode}-full.png"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    plots = page.locator(".js-plotly-plot")
+    for i in range(plots.count()):
+        cut = plots.nth(i).evaluate(CLIPPED)
+        if cut:
+            print(f"  {lesson_id} {mode}: chart {i + 1} clips {cut[:5]}")
+    return seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="test-results/lessons")
+    ap.add_argument("--lesson", action="append", help="only these lessons (ids); default: all")
+    args = ap.parse_args()
+    out = ROOT / args.out
+    out.mkdir(parents=True, exist_ok=True)
+    ids = args.lesson or [lesson.id for lesson in LESSONS]
+    proc, url = _start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            for lesson_id in ids:
+                for mode in ("normal", "projector"):
+                    page = browser.new_page(viewport={"width": 1280, "height": 800})
+                    seconds = _shoot(page, url, lesson_id, out, mode)
+                    print(f"{lesson_id} {mode}: click to results {seconds:.1f} s")
+                    page.close()
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print(f"screenshots in {out}")
+
+
+if __name__ == "__main__":
+    main()
