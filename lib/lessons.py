@@ -256,7 +256,7 @@ LESSONS: tuple[Lesson, ...] = (
         "A seed article claims a sigmoid head on a frozen pretrained base 'will result in very poor performance'. "
         "Does it? (Shirt vs T-shirt/top: two classes even people confuse.)",
         "The validation accuracy chart (above the dotted 50% chance line, below 100%?), then the Outputs view: "
-        "do both heads' histograms separate shirts from T-shirts? Repeat over 3 seeds to see the spread.",
+        "do both heads' histograms separate shirts from T-shirts? Below the results, the seed bands show the spread.",
         "Measured: over 5 seeds (0–4), one sigmoid unit with binary cross-entropy reaches 86.3% ± 1.1 pt (85.2–87.6%), "
         "two softmax units 86.6% ± 1.8 pt (83.6–88.0%): within 2 points on average and 4 in every seed — the "
         "claim is wrong; sigmoid + BCE is the textbook binary head. Neither reaches 100%: this task is hard.",
@@ -306,7 +306,8 @@ LESSONS: tuple[Lesson, ...] = (
         "from-logits", "Logits or probabilities? (from_logits both ways)",
         "What happens when from_logits does not describe what the layer outputs?",
         "The loss chart (its note names the three heads whose curves coincide), the accuracy chart, and under "
-        "Outputs the range of the raw outputs of the linear head told from_logits=False. Repeat over 5 seeds.",
+        "Outputs the range of the raw outputs of the linear head told from_logits=False. Repeat over 5 seeds: "
+        "whether it stalls at 50% depends on the draw.",
         "Measured: over 5 seeds (0–4), linear + from_logits=True and sigmoid + from_logits=True both show sigmoid + BCE's "
         "loss curve on TensorFlow, equal to float precision (Keras quietly un-doubles the sigmoid; other backends "
         "would not). A linear output told from_logits=False is clipped into (0, 1) inside the loss: 85–100% of its "
