@@ -64,7 +64,7 @@ def test_the_loss_chart_says_when_two_curves_coincide(one_unit, two_heads):
     assert coinciding_runs(sweep, "loss") == [[0, 1]]
     fig = loss_curves(sweep)
     note = fig.layout.title.subtitle.text.replace("<br>", " ")  # the compact chart wraps its subtitle
-    assert "1. sigmoid×1 + BCE and 2. softmax×1 + BCE coincide (train loss, validation loss): one line hides the other" \
+    assert "1. sigmoid×1 + BCE and 2. softmax×1 + BCE coincide: one line hides the other" \
         in note
     assert any(t.name.endswith("(= 2.)") for t in fig.data) and any(t.name.endswith("(= 1.)") for t in fig.data)
     # the accuracy curves differ (50% vs ~85%): no note there
@@ -87,6 +87,9 @@ def test_seed_band_chart_draws_a_band_and_a_mean_line_per_head(one_unit):
     bands = [t for t in fig.data if t.fill == "toself"]
     lines = [t for t in fig.data if t.fill != "toself"]
     assert len(bands) == len(lines) == 2
-    assert "mean over the 3 seeds (seeds 0–2)" in fig.layout.title.subtitle.text
+    assert "mean of seeds 0–2" in fig.layout.title.subtitle.text
+    assert "coincide" not in fig.layout.title.subtitle.text  # 50% vs ~85%
+    loss_note = seed_band_curves(one_unit, "val_loss").layout.title.subtitle.text.replace("<br>", " ")
+    assert "1. sigmoid×1 + BCE and 2. softmax×1 + BCE coincide in every seed" in loss_note
     x, mean, lo, hi = one_unit.curve(0, "val_accuracy")
     assert np.allclose(lines[0].y, mean) and np.allclose(bands[0].y, list(hi) + list(lo[::-1]))

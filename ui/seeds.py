@@ -27,8 +27,13 @@ def seeds_picker(where, key: str, default: int) -> int:
 def train_seeds_with_progress(exp: Experiment, key: str) -> SeedSweeps | None:
     """Train `exp` once per seed (seed, seed+1, …, exp.seeds of them); None if any seed failed (shown)."""
     sweeps = []
-    for seed in seed_range(exp.seed, exp.seeds):
-        sweep = train_with_progress(exp.with_(seed=seed), key=f"{key}-s{seed}")
+    holder = st.empty()  # each seed's progress and summary replace the previous seed's
+    seeds = seed_range(exp.seed, exp.seeds)
+    for k, seed in enumerate(seeds, 1):
+        with holder.container():
+            if len(seeds) > 1:
+                st.caption(f"Seed {seed} ({k} of {len(seeds)})")
+            sweep = train_with_progress(exp.with_(seed=seed), key=f"{key}-s{seed}")
         if sweep is None:
             return None
         sweeps.append(sweep)

@@ -129,12 +129,14 @@ def _names_of(sweep: SweepResult, group: Sequence[int]) -> str:
 
 
 def coincide_note(sweep: SweepResult, keys: Sequence[str], what: Sequence[str], log_y: bool = False) -> str:
-    """'1. A and 2. B coincide (train loss, validation loss): one line hides the other', or ''."""
+    """'1. A and 2. B coincide: one line hides the other' (naming which curves when not all), or ''."""
     found: dict[tuple[int, ...], list[str]] = {}
     for key, label in zip(keys, what, strict=True):
         for g in coinciding_runs(sweep, key, log_y):
             found.setdefault(tuple(g), []).append(label)
-    return _join(*(f"{_names_of(sweep, g)} coincide ({', '.join(labels)}): one line hides the other."
+    def which(labels: list[str]) -> str:
+        return f" ({' and '.join(labels)})" if len(labels) < len(keys) else ""  # all of the chart's curves: no list
+    return _join(*(f"{_names_of(sweep, g)} coincide{which(labels)}: one line hides the other."
                    for g, labels in found.items()))
 
 
@@ -310,6 +312,10 @@ def seed_band_curves(rep: SeedSweeps, key: str | None = None) -> go.Figure:
         fig.update_yaxes(title_text=what.split(" (")[0])
     n = len(rep.sweeps)
     seeds = f"seeds {rep.seeds[0]}–{rep.seeds[-1]}" if n > 1 else f"seed {rep.seeds[0]}"
-    hint = f"Line: mean over the {n} seeds ({seeds}); shaded band: lowest to highest seed."
+    hint = f"Line: mean of {seeds}; band: lowest to highest seed."
+    # runs whose curves coincide in every seed are drawn as one line and one band: say so
+    common = [set(map(tuple, coinciding_runs(s, key))) for s in rep.sweeps]
+    same = [list(g) for g in sorted(set.intersection(*common))] if common else []
+    note = _join(*(f"{_names_of(sweep, g)} coincide in every seed." for g in same))
     title = what[0].upper() + what[1:]
-    return _layout(fig, f"{title} over {n} seeds", hint, compact=True)
+    return _layout(fig, f"{title} over {n} seeds", _join(hint, note), compact=True)
