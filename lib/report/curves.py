@@ -317,5 +317,5 @@ def seed_band_curves(rep: SeedSweeps, key: str | None = None) -> go.Figure:
     common = [set(map(tuple, coinciding_runs(s, key))) for s in rep.sweeps]
     same = [list(g) for g in sorted(set.intersection(*common))] if common else []
     note = _join(*(f"{_names_of(sweep, g)} coincide in every seed." for g in same))
-    title = what[0].upper() + what[1:]
-    return _layout(fig, f"{title} over {n} seeds", _join(hint, note), compact=True)
+    short = what.split(" (")[0]  # half a page wide: the long metric names' parenthesis would be cut off
+    return _layout(fig, f"{short[0].upper() + short[1:]} over {n} seeds", _join(hint, note), compact=True)
