@@ -93,3 +93,15 @@ def test_seed_band_chart_draws_a_band_and_a_mean_line_per_head(one_unit):
     assert "1. sigmoid×1 + BCE and 2. softmax×1 + BCE coincide in every seed" in loss_note
     x, mean, lo, hi = one_unit.curve(0, "val_accuracy")
     assert np.allclose(lines[0].y, mean) and np.allclose(bands[0].y, list(hi) + list(lo[::-1]))
+
+
+def test_the_note_names_which_curves_coincide_when_not_all_do(one_unit):
+    import dataclasses
+
+    sweep = one_unit.first
+    moved = dataclasses.replace(sweep.runs[1], history=dict(sweep.runs[1].history,
+                                                            val_loss=[v * 1.1 for v in sweep.runs[1].history["val_loss"]]))
+    changed = dataclasses.replace(sweep, runs=[sweep.runs[0], moved])
+    assert coinciding_runs(changed, "loss") == [[0, 1]] and coinciding_runs(changed, "val_loss") == []
+    note = loss_curves(changed).layout.title.subtitle.text.replace("<br>", " ")
+    assert "softmax×1 + BCE coincide (train loss): one line hides the other" in note
