@@ -9,7 +9,7 @@ from lib.report.base import run_names
 from lib.report.curves import seed_band_curves
 from lib.train.metrics import primary_metric
 from lib.train.seeds import SEED_CHOICES, SeedSweeps, seed_range
-from ui.components import train_with_progress
+from ui.components import VIEWS, train_with_progress
 
 
 def seeds_picker(where, key: str, default: int) -> int:
@@ -41,8 +41,8 @@ def train_seeds_with_progress(exp: Experiment, key: str) -> SeedSweeps | None:
 
 
 def render_seed_spread(rep: SeedSweeps, key: str) -> None:
-    """Over several seeds: each head's final metric as mean ± sd (min–max), and the metric and validation
-    loss curves as mean lines with min–max bands. Nothing for one seed (the results above are all)."""
+    """Over several seeds: each head's final metric as mean ± sd (min–max), and (in the Curves view) the
+    metric and validation loss curves as mean lines with min–max bands. Nothing for one seed."""
     if len(rep.sweeps) < 2:
         return
     sweep = rep.first
@@ -55,6 +55,9 @@ def render_seed_spread(rep: SeedSweeps, key: str) -> None:
     st.table([{"head": f"{i + 1}. {names[i]}",  # a table cell is plain text, never Markdown
                metric.removeprefix("val_").replace("_", " "): rep.final(i, metric).text(percent=percent),
                "validation loss": rep.final(i, "val_loss").text()} for i in range(rep.n_runs)])
+    if st.session_state.get(f"{key}-view") not in (None, VIEWS[0]):
+        st.caption("The band charts are under Curves.")  # they belong with the curves, not the outputs
+        return
     c1, c2 = st.columns(2)
     c1.plotly_chart(seed_band_curves(rep, metric), key=f"{key}-band-metric", config={"displaylogo": False})
     c2.plotly_chart(seed_band_curves(rep, "val_loss"), key=f"{key}-band-loss", config={"displaylogo": False})
