@@ -108,8 +108,8 @@ def test_fashion_is_ten_classes_of_grayscale_photos_as_rgb():
 def test_shirts_is_a_balanced_hard_binary_task_of_real_photos():
     td = samples.load_sample("shirts", "binary")
     assert td.label_names == ("T-shirt/top", "Shirt")
-    assert len(td.y) == 1000 and int(td.y.sum()) == 500  # 500 per class
-    assert int(td.is_val.sum()) == 250 and int(td.y[td.is_val].sum()) == 125  # stratified 25%
+    assert len(td.y) == 800 and int(td.y.sum()) == 400  # 400 per class
+    assert int(td.is_val.sum()) == 200 and int(td.y[td.is_val].sum()) == 100  # stratified 25%
     assert (td.images[..., 0] == td.images[..., 2]).all()
     assert samples.default_dataset("binary") == "fashion"  # the easy task stays the default
     card = samples.dataset_card("shirts")

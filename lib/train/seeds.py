@@ -1,6 +1,6 @@
 """The same sweep repeated over consecutive seeds, and its spread: a finding should hold beyond one draw.
 
-With 250 validation images one image is 0.4 accuracy points, and a different seed (initial weights,
+With 200 validation images one image is 0.5 accuracy points, and a different seed (initial weights,
 batch order) moves a head's final accuracy by a few points. `train_seeds` reruns the heads only (the
 backbone features are cached once), and `SeedSweeps` answers "mean, min and max over the seeds" for
 any run's final metric or curve.
