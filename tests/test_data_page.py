@@ -82,7 +82,7 @@ def test_page_renders_every_sample_and_task(name: str, task: str) -> None:
     assert card["title"] in [h.value for h in at.subheader]
     assert md_escape(card["tasks"][task]["meaning"]) in texts
     assert md_escape(card["licence"]) in texts
-    assert md_escape(f"{card['n_images']:,} images") in texts  # the page escapes card text ("1\\,000")
+    assert f"{card['n_images']:,} images" in texts
     data = load_sample(name, task)
     grid = at.image[0]
     assert len(grid.value) == 24
