@@ -13,6 +13,7 @@ from lib.backbones.registry import DEFAULT_BACKBONE, REGISTRY
 from lib.common.errors import HeadLabError
 from lib.data.taskdata import TASKS
 from lib.heads.config import HeadConfig, default_head
+from lib.train.seeds import MAX_SEEDS, SeedSweeps, train_seeds
 
 MAX_HEADS = 6
 MAX_EPOCHS = 200
@@ -31,11 +32,13 @@ class Experiment:
     heads: tuple[HeadConfig, ...] = field(default_factory=lambda: (default_head("binary"),))
     epochs: int = 20
     seed: int = 0
+    seeds: int = 1  # repeat over seeds seed, seed+1, … (1 to MAX_SEEDS): findings judged against the spread
 
     def to_query(self) -> dict[str, str | list[str]]:
-        """Query parameters for a shareable link (heads in their short URL form)."""
-        return {"task": self.task, "ds": self.dataset, "bb": self.backbone, "size": str(self.input_size),
-                "epochs": str(self.epochs), "seed": str(self.seed), "h": [h.to_url() for h in self.heads]}
+        """Query parameters for a shareable link (heads in their short URL form; `seeds` only when > 1)."""
+        query = {"task": self.task, "ds": self.dataset, "bb": self.backbone, "size": str(self.input_size),
+                 "epochs": str(self.epochs), "seed": str(self.seed), "h": [h.to_url() for h in self.heads]}
+        return query | ({"seeds": str(self.seeds)} if self.seeds != 1 else {})
 
     def with_(self, **changes) -> Experiment:
         return replace(self, **changes)
@@ -101,6 +104,7 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[Experiment, list[
         size = nearest
     epochs = _int_param(single, "epochs", base.epochs, 1, MAX_EPOCHS, notices)
     seed = _int_param(single, "seed", base.seed, 0, MAX_SEED, notices)
+    seeds = _int_param(single, "seeds", 1, 1, MAX_SEEDS, notices)
 
     raw_heads = params.get("h", [])
     raw_heads = raw_heads if isinstance(raw_heads, list) else [raw_heads]
@@ -121,5 +125,25 @@ def from_query(params: Mapping[str, str | list[str]]) -> tuple[Experiment, list[
     if not heads:
         heads = list(base.heads)
     exp = Experiment(task=task, dataset=dataset, backbone=backbone, input_size=size, heads=tuple(heads),
-                     epochs=epochs, seed=seed)
+                     epochs=epochs, seed=seed, seeds=seeds)
     return exp, notices
+
+
+def train_experiment(exp: Experiment, seeds: int | None = None, **train_kwargs) -> SeedSweeps:
+    """Train an experiment on its sample dataset over `seeds` (default: its own) consecutive seeds.
+
+    The backbone is loaded once and its features cached, so each extra seed retrains only the heads.
+    Extra keyword arguments go to `lib.train.trainer.train` (e.g. progress, budget).
+    """
+    from lib.backbones.registry import load_backbone
+    from lib.data.loader import load_dataset
+    from lib.train.diagnostics import annotate
+    from lib.train.trainer import train
+
+    data = load_dataset(exp.dataset, exp.task)
+    bb = train_kwargs.pop("loaded", None) or load_backbone(exp.backbone, exp.input_size, "auto")
+
+    def one(seed: int):
+        return annotate(train(exp.heads, data, epochs=exp.epochs, seed=seed, loaded=bb, **train_kwargs))
+
+    return train_seeds(one, exp.seed, exp.seeds if seeds is None else seeds)

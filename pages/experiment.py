@@ -23,9 +23,9 @@ from ui.components import (
     projector_on,
     render_results,
     task_data,
-    train_with_progress,
     verdict_badge,
 )
+from ui.seeds import render_seed_spread, seeds_picker, train_seeds_with_progress
 
 ensure_app_navigation()
 keep_keras_state()  # app.py does this for the server; here for pages run alone (tests)
@@ -42,7 +42,7 @@ def _load(exp: Experiment) -> None:
     """Make `exp` the page's experiment: fresh widget state for every head."""
     for hid in ss.get("head_ids", []):
         clear_head_keys(f"h{hid}-")
-    for key in ("x_task", "x_dataset", "x_backbone", "x_size", "x_epochs", "x_seed"):
+    for key in ("x_task", "x_dataset", "x_backbone", "x_size", "x_epochs", "x_seed", "x_seeds"):
         ss.pop(key, None)
     ss["exp"] = exp
     ss["head_ids"] = [_new_id() for _ in exp.heads]
@@ -165,12 +165,13 @@ def train_and_results() -> None:
     if row.button("Reset", icon=":material/restart_alt:"):
         _load(default_experiment(exp.task))
         st.rerun()
+    exp = ss["exp"] = exp.with_(seeds=seeds_picker(row, "x_seeds", exp.seeds))  # repeat over N seeds
     train_clicked = row.button("Train", type="primary", icon=":material/play_arrow:", key="train")
 
     if train_clicked:
-        sweep = train_with_progress(exp, key="exp")
-        if sweep is not None:
-            ss["sweep"], ss["sweep_exp"] = sweep, exp
+        rep = train_seeds_with_progress(exp, key="exp")
+        if rep is not None:
+            ss["sweep"], ss["sweep_exp"], ss["sweep_seeds"] = rep.first, exp, rep
 
     if "sweep" in ss:
         if ss.get("sweep_exp") != exp:
@@ -178,6 +179,8 @@ def train_and_results() -> None:
         st.divider()
         st.header("Results")
         render_results(ss["sweep"], key="exp")
+        if "sweep_seeds" in ss:
+            render_seed_spread(ss["sweep_seeds"], key="exp")
 
 
 train_and_results()

@@ -14,9 +14,9 @@ from ui.components import (
     keep_keras_state,
     projector_css,
     render_results,
-    train_with_progress,
     verdict_badge,
 )
+from ui.seeds import render_seed_spread, seeds_picker, train_seeds_with_progress
 
 ensure_app_navigation()
 keep_keras_state()  # app.py does this for the server; here for pages run alone (tests)
@@ -55,9 +55,10 @@ for i, (col, head, name) in enumerate(zip(cols, exp.heads, distinct_labels(exp.h
         verdict_badge(verdict_for(head, n_outputs))
 
 row = st.container(horizontal=True)
+n_seeds = seeds_picker(row, f"lesson-seeds-{lesson_id}", exp.seeds)  # repeat over N seeds
 run = row.button("Run it", type="primary", icon=":material/play_arrow:", key="run-lesson")
 if row.button("Open in Experiment", icon=":material/tune:"):
-    ss["pending_exp"] = exp
+    ss["pending_exp"] = exp.with_(seeds=n_seeds)
     st.switch_page("pages/experiment.py")
 position = ids.index(lesson_id)
 if position + 1 < len(ids):
@@ -68,12 +69,20 @@ if position + 1 < len(ids):
                key="next-lesson", on_click=_next_lesson)
 
 if run:
-    sweep = train_with_progress(exp, key="lesson")
-    if sweep is not None:
-        ss["lesson_sweep"] = (lesson_id, sweep)
+    rep = train_seeds_with_progress(exp.with_(seeds=n_seeds), key="lesson")
+    if rep is not None:
+        ss["lesson_sweep"], ss["lesson_seeds"] = (lesson_id, rep.first), rep
 
 if ss.get("lesson_sweep", (None,))[0] == lesson_id:
     st.success(f"**What we measured:** {lesson.finding.removeprefix('Measured: ')}", icon=":material/lab_research:")
     if lesson_id in SHOWS_EPOCH_TIMES:  # the finding is about time: show what this run measured
         st.caption(md_escape(epoch_time_text(ss["lesson_sweep"][1])))
+    rep = ss["lesson_seeds"]
+    missed = lesson.verify(rep)  # the finding re-tested on this very run, against its seeds' spread
+    seeds = f"seed {rep.seeds[0]}" if len(rep.seeds) == 1 else f"seeds {rep.seeds[0]}–{rep.seeds[-1]}"
+    if missed:
+        st.warning(f"In this run ({seeds}) part of the finding did not hold: " + "; ".join(md_escape(m) for m in missed))
+    else:
+        st.caption(f"This run ({seeds}) bears the finding out.")
     render_results(ss["lesson_sweep"][1], key="lesson")
+    render_seed_spread(rep, key="lesson")

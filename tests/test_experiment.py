@@ -4,6 +4,16 @@ import pytest
 
 from lib.experiment import MAX_HEADS, Experiment, from_query
 from lib.heads.config import default_head
+from lib.train.seeds import MAX_SEEDS
+
+
+def test_seeds_round_trip_and_stay_bounded():
+    exp = Experiment(seeds=3, seed=5)
+    assert exp.to_query()["seeds"] == "3" and "seeds" not in Experiment().to_query()  # old links unchanged
+    back, notices = from_query(exp.to_query())
+    assert back.seeds == 3 and notices == []
+    back, notices = from_query({"seeds": "50"})
+    assert back.seeds == MAX_SEEDS and any("outside 1–5" in n for n in notices)
 
 
 def test_query_round_trip_keeps_everything():

@@ -105,6 +105,27 @@ def test_fashion_is_ten_classes_of_grayscale_photos_as_rgb():
     assert (binary.y == np.isin(td.y, list(footwear))).all()
 
 
+def test_shirts_is_a_balanced_hard_binary_task_of_real_photos():
+    td = samples.load_sample("shirts", "binary")
+    assert td.label_names == ("T-shirt/top", "Shirt")
+    assert len(td.y) == 800 and int(td.y.sum()) == 400  # 400 per class
+    assert int(td.is_val.sum()) == 200 and int(td.y[td.is_val].sum()) == 100  # stratified 25%
+    assert (td.images[..., 0] == td.images[..., 2]).all()
+    assert samples.default_dataset("binary") == "fashion"  # the easy task stays the default
+    card = samples.dataset_card("shirts")
+    assert card["kind"] == "photo" and "Zalando" in (SAMPLE_DATA / "shirts" / "LICENSE").read_text()
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").exists(),
+                    reason="needs Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist)")
+def test_regenerating_shirts_reproduces_the_committed_files(tmp_path):
+    _script().build_fashion_pair(tmp_path / "shirts", "shirts")
+    committed = SAMPLE_DATA / "shirts"
+    for name in ("labels.csv", "card.json", "LICENSE"):
+        assert (tmp_path / "shirts" / name).read_bytes() == (committed / name).read_bytes(), name
+    assert _pixels_digest(tmp_path / "shirts") == _pixels_digest(committed)
+
+
 def test_split_is_fixed_and_shared_by_tasks():
     first = samples.load_sample("shapes", "binary")
     samples._sample_table.cache_clear()
@@ -131,7 +152,7 @@ def test_unknown_names_and_missing_tasks_say_what_exists():
 
 
 def test_sample_data_stays_small():
-    own = [p for d in ("fashion", "shapes") for p in (SAMPLE_DATA / d).rglob("*") if p.is_file()]
+    own = [p for d in ("fashion", "shapes", "shirts") for p in (SAMPLE_DATA / d).rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in own) < 5 * 2**20
     assert (SAMPLE_DATA / "fashion" / "LICENSE").read_text().count("Zalando") >= 1
 

@@ -151,8 +151,12 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
        "On TensorFlow nothing looks wrong (Keras prints a warning to the console only); the code is not portable.",
        "from_logits (set False) or activation (linear)",
        message_other_backend="from_logits=True says the outputs are logits, but they are already probabilities: "
-       "the loss applies sigmoid/softmax a second time, squashing everything towards 0.5.",
-       symptom_other_backend="Loss falls slowly and stalls high; probabilities barely leave the middle."),
+       "the loss applies sigmoid/softmax a second time, so it sees a squashed copy of them (the sigmoid of a value "
+       "in [0, 1] lies in [0.5, 0.73]) and cannot fall far. predict() returns the layer's own outputs, which "
+       "still train: only the loss's view is squashed.",
+       symptom_other_backend="The loss falls a little and stalls high (measured with sigmoid + BCE on the fashion "
+       "sample, plain Keras on JAX and PyTorch: 0.695 → 0.582), yet predict()'s outputs still spread over "
+       "[1.6e-8, 1] and accuracy reached 1.0 — the loss curve looks broken while the predictions are fine."),
     _P("sigmoid_with_cce", "warning",
        "Sigmoid outputs with categorical cross-entropy: on TensorFlow Keras feeds the pre-sigmoid values to a "
        "softmax loss, so it trains like a softmax head — but predict() returns sigmoids whose rows do not sum to 1.",

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from lib.report.base import FONT_SIZE, _join, _layout, _t, run_colors, run_names
 from lib.train import metrics as M
+from lib.train.seeds import SeedSweeps
 from lib.train.trainer import SweepResult
 
 MAJORITY_TEXT = "always the most common class"
@@ -90,6 +91,80 @@ def _add_curves(fig: go.Figure, sweep: SweepResult, key: str, *, dash: str = "so
     return empty
 
 
+# Two curves "coincide" when they never differ by more than this share of the chart's y span: a chart is
+# about 300 px tall and its lines 2.5 px wide, so 0.5% (1.5 px) means the later trace hides the earlier one
+# completely and the reader sees one line where there are two — the chart must say so. They must also agree
+# to COINCIDE_RTOL of their own size, so two different curves squashed flat by a third, far larger one
+# (a loss of 100 beside losses of 0.3) are not called the same: 1e-3 is far above float32 round-off
+# between equal computations (~1e-6) and far below any real difference between two heads' losses.
+COINCIDE_FRACTION = 0.005
+COINCIDE_RTOL = 1e-3
+
+
+def coinciding_runs(sweep: SweepResult, key: str, log_y: bool = False) -> list[list[int]]:
+    """Groups (run indices, ascending) of runs whose `key` curves lie on top of each other on the chart.
+
+    Compared in the drawn scale (log10 when log_y), over the same epochs, within COINCIDE_FRACTION of the
+    span of every drawn value of that chart; a run with nothing finite to draw joins no group.
+    """
+    curves: dict[int, np.ndarray] = {}  # in the drawn scale
+    raw: dict[int, np.ndarray] = {}
+    for i, run in enumerate(sweep.runs):
+        y = _floats(run.history.get(key, []))
+        raw[i] = y
+        if log_y:
+            y = np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
+        if y.size and np.isfinite(y).any():
+            curves[i] = y
+    drawn = np.concatenate(list(curves.values())) if curves else np.zeros(0)
+    drawn = drawn[np.isfinite(drawn)]
+    if not drawn.size:
+        return []
+    span = float(drawn.max() - drawn.min())
+    tol = COINCIDE_FRACTION * span if span > 0 else 1e-6 * max(1.0, float(np.abs(drawn).max()))
+    groups: list[list[int]] = []
+    for i in sorted(curves):
+        for g in groups:
+            a, b = curves[g[0]], curves[i]
+            if a.shape == b.shape and np.array_equal(np.isfinite(a), np.isfinite(b)):
+                both = np.isfinite(a)
+                ra, rb = raw[g[0]][both], raw[i][both]
+                same = np.abs(ra - rb) <= COINCIDE_RTOL * np.maximum(np.abs(ra), np.abs(rb)) + 1e-12
+                if float(np.max(np.abs(a[both] - b[both]))) <= tol and bool(np.all(same)):
+                    g.append(i)
+                    break
+        else:
+            groups.append([i])
+    return [g for g in groups if len(g) > 1]
+
+
+def _names_of(sweep: SweepResult, group: Sequence[int]) -> str:
+    names = [f"{i + 1}. {_t(run_names(sweep)[i])}" for i in group]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def coincide_note(sweep: SweepResult, keys: Sequence[str], what: Sequence[str], log_y: bool = False) -> str:
+    """'1. A and 2. B coincide: one line hides the other' (naming which curves when not all), or ''."""
+    found: dict[tuple[int, ...], list[str]] = {}
+    for key, label in zip(keys, what, strict=True):
+        for g in coinciding_runs(sweep, key, log_y):
+            found.setdefault(tuple(g), []).append(label)
+    def which(labels: list[str]) -> str:
+        return f" ({' and '.join(labels)})" if len(labels) < len(keys) else ""  # all of the chart's curves: no list
+    return _join(*(f"{_names_of(sweep, g)} coincide{which(labels)}: one line hides the other."
+                   for g, labels in found.items()))
+
+
+def _mark_coinciding(fig: go.Figure, sweep: SweepResult, key: str, log_y: bool = False) -> None:
+    """Legend entries of coinciding curves say which other curve hides them ("= 2. …")."""
+    for g in coinciding_runs(sweep, key, log_y):
+        for trace in fig.data:
+            idx = [i for i in g if trace.legendgroup == f"run{i}" and trace.showlegend is not False]
+            for i in idx:
+                others = [j for j in g if j != i]
+                trace.name = f"{trace.name} (= {', '.join(str(j + 1) + '.' for j in others)})"
+
+
 def _empty_note(names: Sequence[str]) -> str:
     return f"No finite value to draw: {', '.join(dict.fromkeys(names))}" if names else ""
 
@@ -155,9 +230,11 @@ def loss_curves(sweep: SweepResult, log_y: bool = False) -> go.Figure:
     fig.update_yaxes(title_text="loss (log scale)" if log_y else "loss", type="log" if log_y else "linear")
     if log_y:
         _log_ticks(fig, _positive(sweep, ("loss", "val_loss")))
+    _mark_coinciding(fig, sweep, "loss", log_y)
+    same = coincide_note(sweep, ("loss", "val_loss"), ("train loss", "validation loss"), log_y)
     hint = "Falling together: learning. Validation rising while train falls: overfitting."
-    return _layout(fig, "Loss — train (solid) vs validation (dashed)", _join(hint, _empty_note(empty), _error_note(sweep)),
-                   compact=True)
+    return _layout(fig, "Loss — train (solid) vs validation (dashed)",
+                   _join(hint, same, _empty_note(empty), _error_note(sweep)), compact=True)
 
 
 def metric_curves(sweep: SweepResult) -> go.Figure:
@@ -188,7 +265,9 @@ def metric_curves(sweep: SweepResult) -> go.Figure:
             fig.update_yaxes(title_text=f"MAE{unit}", rangemode="tozero")
         hint = "Lower is better: the typical distance between prediction and truth."
     title = METRIC_TITLES[key][0].upper() + METRIC_TITLES[key][1:]
-    return _layout(fig, f"{title} per epoch", _join(hint, _empty_note(empty), _error_note(sweep)), compact=True)
+    _mark_coinciding(fig, sweep, key, log_y)
+    same = coincide_note(sweep, (key,), (METRIC_TITLES[key].split(" (")[0],), log_y)
+    return _layout(fig, f"{title} per epoch", _join(hint, same, _empty_note(empty), _error_note(sweep)), compact=True)
 
 
 def grad_norm_curves(sweep: SweepResult) -> go.Figure:
@@ -207,3 +286,51 @@ def grad_norm_curves(sweep: SweepResult) -> go.Figure:
     empty = [n for n in empty if n not in zero]
     return _layout(fig, "Gradient norm at the output layer (log scale)",
                    _join(hint, note, _empty_note(empty), _error_note(sweep)))
+
+
+def _rgba(color: str, alpha: float) -> str:
+    c = color.lstrip("#")
+    if len(c) != 6:
+        return color
+    r, g, b = (int(c[k:k + 2], 16) for k in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def seed_band_curves(rep: SeedSweeps, key: str | None = None) -> go.Figure:
+    """One history key (default: the task's validation metric) over the seeds: each run's mean as a line,
+    its min–max over the seeds as a shaded band of the same colour."""
+    sweep = rep.first
+    key = key or M.primary_metric(sweep.task)
+    colors, names = run_colors(len(sweep.runs)), run_names(sweep)
+    fig = go.Figure()
+    is_rate = key.startswith("val_") and key != "val_mae" and "loss" not in key
+    fmt = ".1%" if is_rate else ".4g"
+    for i in range(rep.n_runs):
+        x, mean, lo, hi = rep.curve(i, key)
+        keep = np.isfinite(mean)
+        if not keep.any():
+            continue
+        x, mean, lo, hi = x[keep].tolist(), mean[keep].tolist(), lo[keep].tolist(), hi[keep].tolist()
+        name = _t(names[i])
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=_rgba(colors[i], 0.18),
+                                 line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=f"run{i}"))
+        fig.add_trace(go.Scatter(
+            x=x, y=mean, mode="lines", name=name, legendgroup=f"run{i}", line=dict(color=colors[i], width=2.5),
+            customdata=np.column_stack([lo, hi]),
+            hovertemplate=(f"{name}<br>epoch %{{x}}<br>mean %{{y:{fmt}}}<br>min %{{customdata[0]:{fmt}}} · "
+                           f"max %{{customdata[1]:{fmt}}}<extra></extra>")))
+    _epoch_axis(fig, sweep)
+    what = METRIC_TITLES.get(key, {"loss": "training loss", "val_loss": "validation loss"}.get(key, key))
+    if is_rate:
+        fig.update_yaxes(title_text=what.split(" (")[0], tickformat=".0%", range=[0, 1.05])
+    else:
+        fig.update_yaxes(title_text=what.split(" (")[0])
+    n = len(rep.sweeps)
+    seeds = f"seeds {rep.seeds[0]}–{rep.seeds[-1]}" if n > 1 else f"seed {rep.seeds[0]}"
+    hint = f"Line: mean of {seeds}; band: lowest to highest seed."
+    # runs whose curves coincide in every seed are drawn as one line and one band: say so
+    common = [set(map(tuple, coinciding_runs(s, key))) for s in rep.sweeps]
+    same = [list(g) for g in sorted(set.intersection(*common))] if common else []
+    note = _join(*(f"{_names_of(sweep, g)} coincide in every seed." for g in same))
+    short = what.split(" (")[0]  # half a page wide: the long metric names' parenthesis would be cut off
+    return _layout(fig, f"{short[0].upper() + short[1:]} over {n} seeds", _join(hint, note), compact=True)
