@@ -10,60 +10,19 @@ mode and then in projector mode, and prints any chart whose legend or axis label
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from lib.lessons import LESSONS  # noqa: E402  (after the path is set)
+from browser_kit import ARGS, CHROMIUM, CLIPPED, projector_on, start_app, stop_app  # noqa: E402 (path set above)
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-CLIPPED = """plot => {
-    const box = plot.getBoundingClientRect();
-    return [...plot.querySelectorAll('.legendtext, .xtick text, .ytick text, .g-xtitle text, .gtitle')]
-        .filter(t => { const r = t.getBoundingClientRect();
-                       return r.right > box.right + 1 || r.left < box.left - 1 || r.bottom > box.bottom + 1; })
-        .map(t => t.textContent);
-}"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start() -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("streamlit did not start within a minute")
-
-
-def _projector_on(page) -> None:
-    switch = page.get_by_role("switch")
-    for _ in range(3):  # a click while the first script run finishes can be dropped
-        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
-        page.wait_for_timeout(1000)
-        if switch.is_checked():
-            return
+from lib.lessons import LESSONS  # noqa: E402
 
 
 def _shoot(page, url: str, lesson_id: str, out: Path, mode: str) -> float:
@@ -71,7 +30,7 @@ def _shoot(page, url: str, lesson_id: str, out: Path, mode: str) -> float:
     page.get_by_role("button", name="Run it").wait_for(timeout=120_000)
     page.wait_for_timeout(800)
     if mode == "projector":
-        _projector_on(page)
+        projector_on(page)
     t0 = time.perf_counter()
     page.get_by_role("button", name="Run it").click()
     page.get_by_text("What we measured:").wait_for(timeout=600_000)
@@ -101,10 +60,10 @@ def main() -> None:
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
     ids = args.lesson or [lesson.id for lesson in LESSONS]
-    proc, url = _start()
+    proc, url = start_app(subprocess.DEVNULL)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for lesson_id in ids:
                 for mode in ("normal", "projector"):
                     page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -113,8 +72,7 @@ def main() -> None:
                     page.close()
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_app(proc)
     print(f"screenshots in {out}")
 
 

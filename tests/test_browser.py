@@ -7,55 +7,27 @@ Screenshots land in test-results/ (look at them: they are what a workshop sees).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, CLIPPED, ROOT, projector_on, start_app, stop_app
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-results"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
     env = dict(os.environ)  # the suite's own cache dir and offline Keras home
-    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w")  # noqa: SIM115 (lives as long as the server)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    with open(tmp_path_factory.mktemp("server") / "streamlit.log", "w") as log:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 60 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+            proc, url = start_app(log, env)
+        except RuntimeError as e:
+            pytest.fail(str(e))
+        yield url
+        stop_app(proc)
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +80,7 @@ def test_home_renders_and_projector_mode_grows_the_text(server, browser):
     assert page.get_by_text("Deploy", exact=True).count() == 0  # ...without Streamlit's Deploy (toolbarMode)
     size = "getComputedStyle(document.querySelector('[data-testid=stMain] [data-testid=stMarkdownContainer] p')).fontSize"
     before = float(page.evaluate(size).rstrip("px"))
-    switch = page.get_by_role("switch")
-    for _ in range(3):  # a click that lands while the first script run finishes can be dropped
-        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
-        page.wait_for_timeout(1000)
-        if switch.is_checked():
-            break
-    assert switch.is_checked()
+    assert projector_on(page)
     page.wait_for_function(f"parseFloat({size}) > {before}", timeout=15_000)
     page.screenshot(path=str(SHOTS / "home-projector.png"))
     page.close()
@@ -381,24 +347,8 @@ def test_six_heads_stay_usable_at_1280(server, browser):
     page.close()
 
 
-def _projector_on(page) -> None:
-    switch = page.get_by_role("switch")
-    for _ in range(3):  # a click that lands while the first script run finishes can be dropped
-        page.locator("[data-testid=stSidebar] label").filter(has_text="Projector mode").click()
-        page.wait_for_timeout(1000)
-        if switch.is_checked():
-            return
-    assert switch.is_checked()
-
-
 _FONT = "sel => parseFloat(getComputedStyle(document.querySelector(sel)).fontSize)"
-_CLIPPED = """plot => {  // legend entries and axis labels that reach past the chart's own box
-    const box = plot.getBoundingClientRect();
-    return [...plot.querySelectorAll('.legendtext, .xtick text, .ytick text, .g-xtitle text, .gtitle')]
-        .filter(t => { const r = t.getBoundingClientRect();
-                       return r.right > box.right + 1 || r.left < box.left - 1 || r.bottom > box.bottom + 1; })
-        .map(t => t.textContent);
-}"""
+
 
 
 def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser):
@@ -412,7 +362,7 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
     run.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     normal = {sel: page.evaluate(_FONT, sel) for sel in ("h1", "h3", "[data-testid=stMain] p")}
-    _projector_on(page)
+    assert projector_on(page)
     page.wait_for_function(f"parseFloat(getComputedStyle(document.querySelector('h3')).fontSize) > {normal['h3']}",
                            timeout=15_000)
     big = {sel: page.evaluate(_FONT, sel) for sel in normal}
@@ -430,7 +380,7 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
     for i in range(plots.count()):
         plot = plots.nth(i)
         assert plot.bounding_box()["width"] > 0.9 * main_width  # full width: no half-page charts
-        assert plot.evaluate(_CLIPPED) == [], i
+        assert plot.evaluate(CLIPPED) == [], i
     ticks = plots.nth(0).locator(".xtick text").all_text_contents()
     assert ticks[-1] == "20", ticks  # the x axis reaches the last epoch
     assert plots.nth(0).locator(".legendtext").all_text_contents() == ["linear + MSE", "relu + MSE", "sigmoid + MSE"]
@@ -444,7 +394,7 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
     assert visible_plots.count() == 3  # one predicted-vs-true chart per head, no "output sums" panels
     assert "Output sums only mean something" not in page.inner_text("[data-testid=stMain]")
     for i in range(3):
-        assert visible_plots.nth(i).evaluate(_CLIPPED) == [], i
+        assert visible_plots.nth(i).evaluate(CLIPPED) == [], i
     visible_plots.nth(0).scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "projector-lesson-outputs.png"))
 
