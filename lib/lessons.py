@@ -175,11 +175,18 @@ def _check_logits(r: SeedSweeps) -> list[str]:
                 f"seed {s.seed}: most raw outputs of the linear head told from_logits=False lie outside [0, 1]", f)
     ratio = r.finals(2, "val_loss") / r.finals(3, "val_loss")
     _expect(bool(np.all(ratio > 5)), f"its validation loss stays > 5× higher in every seed (got {np.round(ratio, 1)})", f)
-    _expect(bool(np.all(wrong <= base - 0.02)),
-            f"it is ≥ 2 points less accurate than sigmoid + BCE in every seed (got {_pct(wrong)} vs {_pct(base)})", f)
-    for s in r.sweeps:  # the stall is a draw: of seeds 0–4 it was seed 3 (the text says so)
-        if s.seed == 3:
-            _expect(_final(s, 2, "val_accuracy") <= _chance(s) + 0.03, "with seed 3 it stalls near chance", f)
+    # Which draw goes wrong differs between CPUs' kernels (oneDNN: seed 3 fell to 51.5%; Eigen: seed 4 to
+    # 57%, and seed 0 tied the correct head at 79.0%), so only what holds for either is claimed: per
+    # seed, never better than the correct head by more than 1 point (2 of 200 images); on the mean of
+    # 3+ seeds, 2 points worse (measured 3.0–3.7 over seeds 0–2); over 5 seeds, one draw under 60%.
+    _expect(bool(np.all(wrong <= base + 0.01)),
+            f"it is never more accurate than sigmoid + BCE (got {_pct(wrong)} vs {_pct(base)})", f)
+    if len(r.sweeps) >= 3:
+        _expect(float(np.mean(wrong)) <= float(np.mean(base)) - 0.02,
+                f"over {len(r.sweeps)} seeds it is ≥ 2 points less accurate on average "
+                f"(got {np.mean(wrong):.1%} vs {np.mean(base):.1%})", f)
+    if len(r.sweeps) >= 5:
+        _expect(float(np.min(wrong)) < 0.6, f"in one of 5 seeds it falls below 60% (lowest {np.min(wrong):.1%})", f)
     return f
 
 
@@ -349,13 +356,14 @@ LESSONS: tuple[Lesson, ...] = (
         "What happens when from_logits does not describe what the layer outputs?",
         "The loss chart (its note names the three heads whose curves coincide), the accuracy chart, and under "
         "Outputs the range of the raw outputs of the linear head told from_logits=False. Repeat over 5 seeds: "
-        "whether it stalls near 50% depends on the draw.",
+        "in one draw it falls below 60%, and which one depends on the CPU.",
         "Measured: over 5 seeds (0–4), linear + from_logits=True and sigmoid + from_logits=True both show sigmoid + BCE's "
         "loss curve on TensorFlow, equal to float precision (Keras quietly un-doubles the sigmoid; other backends "
         "would not). A linear output told from_logits=False is clipped into (0, 1) inside the loss: 88–97% of its "
         "raw outputs lie outside [0, 1], where the clip leaves no gradient; its validation loss stays 6–16× higher "
-        "and it is less accurate in every seed, by 2.5 to 30 points (71.0% ± 11 pt against 80.1% ± 1.5 pt). With "
-        "seed 3 it stalls near chance (51.5%); with the others it reaches 73.5–78%, a bug that can pass for a "
+        "in every seed. It is never more accurate than sigmoid + BCE, and over 3 or 5 seeds at least 2 points less "
+        "on average (seeds 0–4: 71–73% against 80.1%). In one seed of five it falls below 60% (to 51.5–57%); which "
+        "seed depends on the CPU's float kernels. In the others it reaches 73.5–79%: a bug that can pass for a "
         "slightly weaker head.",
         Experiment(task="binary", dataset=_HARD, seeds=3, heads=_heads(
             "binary", "activation=linear,from_logits=true", "activation=sigmoid,from_logits=true",

@@ -383,7 +383,9 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
         assert plot.evaluate(CLIPPED) == [], i
     ticks = plots.nth(0).locator(".xtick text").all_text_contents()
     assert ticks[-1] == "20", ticks  # the x axis reaches the last epoch
-    assert plots.nth(0).locator(".legendtext").all_text_contents() == ["linear + MSE", "relu + MSE", "sigmoid + MSE"]
+    legend = plots.nth(0).locator(".legendtext").all_text_contents()
+    # full names, not "linear + M…"; linear's and ReLU's curves coincide here, so the chart marks the pair
+    assert legend == ["linear + MSE (= 2.)", "relu + MSE (= 1.)", "sigmoid + MSE"], legend
     plots.nth(0).scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "projector-lesson-curves.png"))
 

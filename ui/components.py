@@ -103,7 +103,7 @@ def projector_css() -> None:
     The root font size scales every rem-sized thing Streamlit draws — body text, headings (the lesson
     question), widgets — in proportion, where a px size on every `st-` class once shrank titles to body
     size. Charts are not zoomed by CSS (plotly then measured the wrong width and clipped legends and
-    axes): `_chart` draws them larger, at full width (`_columns`).
+    axes): `draw_chart` draws them larger, at full width (`chart_columns`).
     """
     if projector_on():
         st.html("<style>html {font-size: 22px !important;}"
@@ -219,10 +219,10 @@ def head_editor(prefix: str, config: HeadConfig, n_outputs: int) -> HeadConfig:
         st.number_input("Learning rate", min_value=1e-6, max_value=10.0, key=f"{prefix}lr", format="%g")
         st.number_input("Unfrozen top backbone layers", 0, 2000, key=f"{prefix}unfrozen",
                         help="0 = frozen base; rounded down to a block boundary")
-        st.number_input("Fine-tuning epochs (two phases)", 0, MAX_FINE_TUNE_EPOCHS, key=f"{prefix}ft_epochs",
+        st.number_input("Fine-tune epochs (phase 2)", 0, MAX_FINE_TUNE_EPOCHS, key=f"{prefix}ft_epochs",
                         help="0 = one phase. Otherwise the Keras guide's recipe: the head trains on the frozen "
                              "base first, then the unfrozen top layers join it for this many epochs")
-        st.number_input("Fine-tuning learning rate", min_value=1e-7, max_value=10.0, key=f"{prefix}ft_lr",
+        st.number_input("Fine-tune learning rate", min_value=1e-7, max_value=10.0, key=f"{prefix}ft_lr",
                         format="%g", disabled=not ss[f"{prefix}ft_epochs"])
     try:
         k_name, b_name = ss[f"{prefix}k_init"], ss[f"{prefix}b_init"]
@@ -324,7 +324,7 @@ def train_with_progress(exp: Experiment, key: str):
 
 
 # ---- results --------------------------------------------------------------------------------------
-def _chart(fig, key: str, random_weights: bool = False) -> None:
+def draw_chart(fig, key: str, random_weights: bool = False) -> None:
     if random_weights:
         from lib.report.base import mark_random_weights
 
@@ -336,7 +336,7 @@ def _chart(fig, key: str, random_weights: bool = False) -> None:
     st.plotly_chart(fig, key=key, config={"displaylogo": False})
 
 
-def _columns(n: int) -> list:
+def chart_columns(n: int) -> list:
     """n side-by-side columns; in projector mode one full-width slot per chart instead (half a page
     cannot hold a chart drawn 1.3 times larger)."""
     if projector_on():
@@ -353,7 +353,7 @@ def render_results(sweep, key: str) -> None:
     random_weights = is_random(sweep.weights)
 
     def chart(fig, key: str) -> None:  # every chart of a random-weight sweep says so on itself
-        _chart(fig, key, random_weights)
+        draw_chart(fig, key, random_weights)
 
     if random_weights:
         st.warning(f"The backbone's weights were random ({sweep.weights}): these results compare heads on random "
@@ -393,14 +393,14 @@ def render_results(sweep, key: str) -> None:
     # what slowed 30 simultaneous sessions down most in the load benchmark).
     view = st.segmented_control("View", VIEWS, default=VIEWS[0], key=f"{key}-view", label_visibility="collapsed")
     if view == VIEWS[0] or view is None:
-        c1, c2 = _columns(2)
+        c1, c2 = chart_columns(2)
         with c1:
             chart(loss_curves(sweep, log_y=st.toggle("log scale", key=f"{key}-logy")), f"{key}-loss")
         with c2:
             chart(metric_curves(sweep), f"{key}-metric")
         chart(grad_norm_curves(sweep), f"{key}-grad")
         if len(sweep.runs) > 1 and st.toggle("One loss chart per head", key=f"{key}-split"):
-            per_row = _columns(min(3, len(sweep.runs)))
+            per_row = chart_columns(min(3, len(sweep.runs)))
             for i, run in enumerate(sweep.runs):
                 with per_row[i % len(per_row)]:
                     single = dataclasses.replace(sweep, runs=[run])
@@ -417,7 +417,7 @@ def render_results(sweep, key: str) -> None:
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
         else:
             for i in range(len(sweep.runs)):
-                c1, c2 = _columns(2)
+                c1, c2 = chart_columns(2)
                 with c1:
                     if sweep.task != "multilabel":
                         chart(confusion_matrix(sweep, i), f"{key}-cm-{i}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib.backbones.registry import is_random
 from lib.experiment import Experiment
 from lib.report.base import run_names
 from lib.report.curves import seed_band_curves
 from lib.train.metrics import primary_metric
 from lib.train.seeds import SEED_CHOICES, SeedSweeps, seed_range
-from ui.components import VIEWS, train_with_progress
+from ui.components import VIEWS, chart_columns, draw_chart, train_with_progress
 
 
 def seeds_picker(where, key: str, default: int) -> int:
@@ -58,6 +59,7 @@ def render_seed_spread(rep: SeedSweeps, key: str) -> None:
     if st.session_state.get(f"{key}-view") not in (None, VIEWS[0]):
         st.caption("The band charts are under Curves.")  # they belong with the curves, not the outputs
         return
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(seed_band_curves(rep, metric), key=f"{key}-band-metric", config={"displaylogo": False})
-    c2.plotly_chart(seed_band_curves(rep, "val_loss"), key=f"{key}-band-loss", config={"displaylogo": False})
+    random_weights = is_random(sweep.weights)
+    for col, what in zip(chart_columns(2), (metric, "val_loss"), strict=True):  # stacked on a projector
+        with col:
+            draw_chart(seed_band_curves(rep, what), key=f"{key}-band-{what}", random_weights=random_weights)
