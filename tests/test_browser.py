@@ -376,6 +376,8 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
     plots = page.locator(".js-plotly-plot")
     plots.nth(2).wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
+    # each head's number stays the largest text on its card (it once shrank to body size)
+    assert page.evaluate(_FONT, "[data-testid=stMetricValue] p") > 1.8 * big["[data-testid=stMain] p"]
     main_width = page.locator("[data-testid=stMain] [data-testid=stSelectbox]").first.bounding_box()["width"]
     for i in range(plots.count()):
         plot = plots.nth(i)

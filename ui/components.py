@@ -110,7 +110,9 @@ def projector_css() -> None:
                 " [data-testid=stMarkdownContainer] p, [data-testid=stMarkdownContainer] li,"
                 " [data-testid=stCaptionContainer] {font-size: 1rem !important;}"
                 " h1 {font-size: 2.8rem !important;} h2 {font-size: 2.1rem !important;}"
-                " h3 {font-size: 1.6rem !important;} h4 {font-size: 1.35rem !important;}</style>")
+                " h3 {font-size: 1.6rem !important;} h4 {font-size: 1.35rem !important;}"
+                # a metric's value is a markdown paragraph too: without this it shrank to body size
+                " [data-testid=stMetricValue], [data-testid=stMetricValue] p {font-size: 2.2rem !important;}</style>")
 
 
 def session_id() -> str:
