@@ -1,6 +1,6 @@
 """Screenshot every lesson after its run, at 1280×800 and in projector mode, for a person to look at.
 
-    .venv/bin/python scripts/screenshot_lessons.py [--out test-results/lessons] [--lesson ID ...]
+    .venv/bin/python scripts/screenshot_lessons.py [--out screenshots/lessons] [--lesson ID ...]
 
 Starts the app on a free port and drives Debian's Chromium (as tests/test_browser.py does). For each
 lesson it saves the top of the page (the 1280×800 a laptop shows) and the whole page, first in normal
@@ -54,7 +54,7 @@ def _shoot(page, url: str, lesson_id: str, out: Path, mode: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="test-results/lessons")
+    ap.add_argument("--out", default="screenshots/lessons")
     ap.add_argument("--lesson", action="append", help="only these lessons (ids); default: all")
     args = ap.parse_args()
     out = ROOT / args.out

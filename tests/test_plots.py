@@ -139,6 +139,9 @@ def test_metric_curves_show_the_primary_metric_and_the_majority_floor(sweeps, ta
     sweep = sweeps[task]
     fig = metric_curves(sweep)
     assert len(fig.data) == len(_trained(sweep))
+    # plotly does not wrap titles: a half-page chart at 1280 px holds about 48 characters (the
+    # multilabel one, 62, ran past its box)
+    assert len(fig.layout.title.text) <= 45, fig.layout.title.text
     key = {"binary": "val_accuracy", "multiclass": "val_accuracy", "multilabel": "val_exact_match",
            "regression": "val_mae"}[task]
     first = _trained(sweep)[0]

@@ -264,7 +264,12 @@ def metric_curves(sweep: SweepResult) -> go.Figure:
         else:
             fig.update_yaxes(title_text=f"MAE{unit}", rangemode="tozero")
         hint = "Lower is better: the typical distance between prediction and truth."
-    title = METRIC_TITLES[key][0].upper() + METRIC_TITLES[key][1:]
+    # The title's bracket goes to the subtitle: a half-page chart's title is one line ("Validation
+    # exact-match accuracy (every label right) per epoch" ran past its box at 1280 px).
+    name, _, aside = METRIC_TITLES[key].partition(" (")
+    title = name[0].upper() + name[1:]
+    if aside:
+        hint = f"{aside.rstrip(')')[0].upper()}{aside.rstrip(')')[1:]}. {hint}"
     _mark_coinciding(fig, sweep, key, log_y)
     same = coincide_note(sweep, (key,), (METRIC_TITLES[key].split(" (")[0],), log_y)
     return _layout(fig, f"{title} per epoch", _join(hint, same, _empty_note(empty), _error_note(sweep)), compact=True)
