@@ -8,21 +8,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
+from dataclasses import fields
 from pathlib import Path
 
 from lib.common.errors import HeadLabError
 from lib.data.taskdata import TASKS
+from lib.heads.config import HeadConfig
 
-HEAD_HELP = """\
+# The keys are HeadConfig's own fields, so a new setting is listed without anyone writing it here.
+_KEYS = textwrap.fill(", ".join(f.name for f in fields(HeadConfig) if f.name != "task"),
+                      width=96, initial_indent="  ", subsequent_indent="  ")
+HEAD_HELP = f"""\
 A head is comma-separated key=value pairs whose keys are HeadConfig's fields:
-  units, activation, loss, from_logits, labels, kernel_initializer, bias_initializer,
-  hidden, dropout, pooling, optimizer, learning_rate, unfrozen, name
+{_KEYS}
 Omitted keys take the task's textbook head (binary/multilabel: sigmoid + binary_crossentropy,
 multiclass: softmax + sparse_categorical_crossentropy, regression: linear + mse) and an omitted
 `units` takes the task's natural count. Examples:
   --head 'units=1,activation=softmax,loss=binary_crossentropy'
   --head 'activation=linear,from_logits=true,kernel_initializer=random_normal(stddev=10)'
   --head 'hidden=128:relu;64:relu,dropout=0.2,pooling=flatten,unfrozen=20'
+  --head 'unfrozen=20,fine_tune_epochs=5'   (two phases: frozen base first, then the top 20 layers at 1e-5)
 
 The JSON has the experiment (task, dataset, backbone, weights, epochs, seed, backend, timing) and
 one entry per head in `runs`: label, config, status, history, final, outputs, and
