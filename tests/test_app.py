@@ -81,6 +81,38 @@ def test_training_from_the_experiment_page_shows_results():
     assert at.session_state["sweep"].epochs == 3
 
 
+def test_a_train_over_budget_is_refused_without_waiting_in_the_queue(monkeypatch):
+    """While every training slot is taken, a Train the budget refuses says so at once: it does not wait
+    its turn first (a hostile link once held its place in line for 34 s to be refused)."""
+    import threading
+
+    from lib.serve.gate import gate
+
+    monkeypatch.setenv("HEADLAB_MAX_PARAMS", "1000")  # the default head on MobileNetV2 has 1,281
+    at = open_page("pages/experiment.py", {"task": "binary", "epochs": "3", "size": "64",
+                                           "h": [default_head("binary").to_url()]})
+    held, release = threading.Barrier(gate().slots + 1), threading.Event()
+
+    def hold() -> None:
+        with gate().slot():
+            held.wait()
+            release.wait(120)
+
+    holders = [threading.Thread(target=hold, daemon=True) for _ in range(gate().slots)]
+    for t in holders:
+        t.start()
+    held.wait(30)  # every slot is taken
+    try:
+        at.button(key="train").click().run(timeout=60)  # queued, it would wait until the slots are free
+        errors = " ".join(visible(e.value) for e in at.error)
+        assert "Head 1 (sigmoid + BCE) has 1,281 parameters; this server allows 1,000" in errors, errors
+        assert "HEADLAB_MAX_PARAMS" in errors
+    finally:
+        release.set()
+        for t in holders:
+            t.join(10)
+
+
 def test_a_second_session_running_the_same_sweep_gets_it_without_training():
     query = {"task": "binary", "epochs": "2", "size": "64", "seed": "4242"}
     first = open_page("pages/experiment.py", query)

@@ -263,7 +263,7 @@ def train_with_progress(exp: Experiment, key: str):
     from lib.serve import sweep_cache
     from lib.serve.gate import gate
     from lib.train.diagnostics import annotate
-    from lib.train.trainer import train
+    from lib.train.trainer import check_budget, train
 
     status = st.empty()
     bar = st.progress(0.0, text="Waiting for a training slot…")
@@ -296,6 +296,7 @@ def train_with_progress(exp: Experiment, key: str):
         key = sweep_cache.sweep_key(exp.heads, data, bb.name, bb.size, bb.weights, exp.epochs, exp.seed, owner=owner)
         shared = sweep_cache.get(key)
         if shared is None:
+            check_budget(exp.heads, data, bb, exp.epochs)  # a refusal says so now, not after the queue
             with gate().slot(on_wait=on_wait):
                 shared = sweep_cache.get(key)  # someone ahead in the queue may have run the same sweep
                 if shared is None:
