@@ -35,11 +35,14 @@ def _flipped() -> str:
     return "0" if _pywrap_util_port.IsMklEnabled() else "1"
 
 
-def test_float_sensitive_tests_pass_on_the_other_kernels():
+def test_float_sensitive_tests_pass_on_the_other_kernels(tmp_path):
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": _flipped()}
     env.pop("HEADLAB_CACHE", None)  # the child's conftest makes its own
+    # pytest-playwright empties its --output folder (test-results/) when a session starts: the child's
+    # gets its own, so the browser tests' screenshots of this run stay there to be looked at.
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                           *FLOAT_SENSITIVE], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+                           "--output", str(tmp_path / "playwright"), *FLOAT_SENSITIVE],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
     assert proc.returncode == 0, f"with TF_ENABLE_ONEDNN_OPTS={env['TF_ENABLE_ONEDNN_OPTS']}:\n{tail}"
     assert f"{len(FLOAT_SENSITIVE) + 2} passed" in tail  # the fast-path test has three cases
