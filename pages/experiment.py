@@ -10,6 +10,7 @@ from lib.backbones.registry import REGISTRY
 from lib.common.errors import HeadLabError
 from lib.common.text import md_message
 from lib.data.taskdata import TASKS
+from lib.data.uploads import UPLOAD_PREFIX
 from lib.experiment import MAX_EPOCHS, MAX_HEADS, Experiment, default_experiment, from_query
 from lib.heads.config import default_head
 from lib.heads.pairings import verdict_for
@@ -143,7 +144,7 @@ exp = exp.with_(task=exp.task, dataset=dataset, backbone=backbone, input_size=in
 ss["exp"] = exp
 try:  # the link in the address bar always describes what is on screen
     query = exp.to_query()
-    if dataset.startswith("upload"):
+    if dataset.startswith(UPLOAD_PREFIX):
         query["ds"] = UPLOAD_LINK  # never the upload's own name; whoever opens the link is told
     st.query_params.from_dict(query)
 except Exception:  # a page never breaks over its URL

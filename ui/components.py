@@ -269,6 +269,7 @@ def train_with_progress(exp: Experiment, key: str):
     bar = st.progress(0.0, text="Waiting for a training slot…")
     live = st.empty()
     history: dict[int, list[float]] = {}
+    names = distinct_labels(exp.heads)  # the live chart's legend, as the results will name the heads
     throttle = RedrawThrottle()
 
     def on_wait(place: int) -> None:
@@ -285,7 +286,7 @@ def train_with_progress(exp: Experiment, key: str):
             bar.progress(0.3 + 0.7 * done,
                          text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")
         if redraw_curves:
-            rows = live_loss_rows(history, distinct_labels(exp.heads))
+            rows = live_loss_rows(history, names)
             if rows:  # long format: a dict of lists made head names the x axis and epochs the legend
                 live.line_chart(pd.DataFrame(rows), x="epoch", y="training loss", color="head", height=260)
 
