@@ -1,0 +1,3 @@
+"""A teacher's room around a lesson or an experiment: the question, the votes, the measured reveal."""
+
+from __future__ import annotations
