@@ -2,6 +2,6 @@
 
 What lives here is the state a room keeps between the teacher's and the participants' sessions, and
 across server processes; the room's protocol around a lesson (its question, the measured reveal) is the
-use case `lib/workshop.py`. Imports `lib.common` only: a room stores names, codes and votes, never data,
-features or results.
+use case `lib/workshop.py`. May import `lib.common` only (a room stores names, codes and votes, never data,
+features or results).
 """
