@@ -6,6 +6,14 @@ opens `/_stcore/stream`, asks for a page run with the page's query string, keeps
 by their delta path, and "clicks" a button by sending a rerun with that button's trigger — and
 nothing else (no layout, no drawing). It uses Streamlit's own protobuf classes.
 
+What else the browser does on the wire, and this client too:
+- a text input's value is sent with a rerun when it is typed (`set_text`), and with every rerun after;
+- `st.fragment(run_every=…)` is a timer in the BROWSER: the server sends `auto_rerun` (interval, fragment
+  id) when the fragment runs, and the page then sends a rerun of that fragment (`is_auto_rerun`) every
+  interval, until a full run starts (timers cleared, then re-armed by the run's own `auto_rerun`) or
+  the server sends `stop_auto_rerun`. Without this a client would never see a live count change;
+- when a run ends, what it did not redraw is dropped (a fragment's run: only inside that fragment).
+
 Widgets the client never touched are not sent: the server keeps their last values, as it does for a
 browser that sends them unchanged.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +39,7 @@ class PageState:
 
     elements: dict[tuple, object] = field(default_factory=dict)
     fragment_of: dict[tuple, str] = field(default_factory=dict)  # delta path -> id of the fragment that drew it
+    run_of: dict[tuple, str] = field(default_factory=dict)  # delta path -> script run that drew it (for pruning)
     finished: list[int] = field(default_factory=list)  # ScriptFinishedStatus of each ended run
     page_script_hash: str = ""
     query_string: str = ""
@@ -37,15 +47,46 @@ class PageState:
     def of_type(self, kind: str) -> list:
         return [getattr(e, kind) for e in self.elements.values() if e.WhichOneof("type") == kind]
 
-    def button(self, label: str):
-        return self.button_and_fragment(label)[0]
+    def button(self, label: str | None = None, key: str | None = None):
+        return self.widget_and_fragment("button", label, key)[0]
 
-    def button_and_fragment(self, label: str) -> tuple[object | None, str]:
-        """The button with this label and the fragment it belongs to ("" when none)."""
+    def button_and_fragment(self, label: str | None = None, key: str | None = None) -> tuple[object | None, str]:
+        """The button with this label (or this widget key) and the fragment it belongs to ("" when none)."""
+        return self.widget_and_fragment("button", label, key)
+
+    def widget_and_fragment(self, kind: str, label: str | None = None,
+                            key: str | None = None) -> tuple[object | None, str]:
+        """The widget of this kind with this label or key (its id ends in "-<key>"), and its fragment."""
         for path, e in self.elements.items():
-            if e.WhichOneof("type") == "button" and e.button.label == label:
-                return e.button, self.fragment_of.get(path, "")
+            if e.WhichOneof("type") != kind:
+                continue
+            w = getattr(e, kind)
+            if (key is not None and w.id.endswith(f"-{key}")) or (key is None and w.label == label):
+                return w, self.fragment_of.get(path, "")
         return None, ""
+
+    def markdown(self) -> list[str]:
+        """Every Markdown body on the page (st.markdown, st.caption, st.write of text), in delta-path order."""
+        return [self.elements[p].markdown.body for p in sorted(self.elements)
+                if self.elements[p].WhichOneof("type") == "markdown"]
+
+    def texts(self) -> list[str]:
+        """What the page says in words: Markdown bodies, st.text, headings, alerts, in delta-path order."""
+        out = []
+        for p in sorted(self.elements):
+            e = self.elements[p]
+            kind = e.WhichOneof("type")
+            if kind in ("markdown", "text", "heading", "alert"):
+                out.append(getattr(e, kind).body)
+        return out
+
+    def find_text(self, pattern: str) -> re.Match | None:
+        """The first match of the regular expression in what the page says (see texts)."""
+        for t in self.texts():
+            m = re.search(pattern, t)
+            if m:
+                return m
+        return None
 
     def alerts(self, fmt: int) -> list[str]:
         return [a.body for a in self.of_type("alert") if a.format == fmt]
@@ -74,6 +115,10 @@ class StreamlitSession:
         self._ws = None
         self._reader: asyncio.Task | None = None
         self._changed = asyncio.Event()
+        self._values: dict[str, object] = {}  # widget id -> the WidgetState last set by this client
+        self._timers: dict[str, tuple[float, asyncio.Task]] = {}  # fragment id -> (interval, its rerun loop)
+        self.auto_reruns = 0  # fragment reruns this client's timers have sent
+        self._run_id = ""  # the script run whose deltas are arriving
 
     async def open(self, timeout: float) -> None:
         import websockets
@@ -85,6 +130,7 @@ class StreamlitSession:
         await self._rerun(widgets=[])
 
     async def close(self) -> None:
+        self._stop_timers()
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -92,24 +138,69 @@ class StreamlitSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # closing anyway
                 await self._reader
 
-    async def _rerun(self, widgets: list, fragment_id: str = "") -> None:
+    async def _rerun(self, widgets: list, fragment_id: str = "", auto: bool = False) -> None:
+        """Ask for a run, carrying every value this client has set (as the browser sends all its widgets)
+        plus `widgets` (a click's trigger, a value just typed)."""
         msg = BackMsg()
         cs = msg.rerun_script
         cs.query_string = self.state.query_string
         cs.page_script_hash = self.state.page_script_hash
         cs.page_name = "" if self.state.page_script_hash else self.page
         cs.fragment_id = fragment_id  # a button inside st.fragment reruns only that fragment, as in the browser
-        cs.widget_states.widgets.extend(widgets)
+        cs.is_auto_rerun = auto
+        given = {w.id for w in widgets}
+        cs.widget_states.widgets.extend([w for i, w in self._values.items() if i not in given] + widgets)
         await self._ws.send(msg.SerializeToString())
 
-    async def click(self, label: str) -> None:
-        """Press the button with this label (as the browser does: a rerun carrying its trigger)."""
-        button, fragment_id = self.state.button_and_fragment(label)
+    async def click(self, label: str | None = None, key: str | None = None) -> None:
+        """Press the button with this label or widget key (as the browser does: a rerun carrying its trigger)."""
+        button, fragment_id = self.state.button_and_fragment(label, key)
         if button is None:
-            raise LookupError(f"no button {label!r} on the page")
+            raise LookupError(f"no button {key or label!r} on the page")
         from streamlit.proto.WidgetStates_pb2 import WidgetState
 
         await self._rerun(widgets=[WidgetState(id=button.id, trigger_value=True)], fragment_id=fragment_id)
+
+    async def set_text(self, value: str, label: str | None = None, key: str | None = None) -> None:
+        """Type `value` into the text input with this label or key and leave it (the browser sends the
+        value with a rerun on Enter or blur; it is sent with every rerun after, as the browser does)."""
+        box, fragment_id = self.state.widget_and_fragment("text_input", label, key)
+        if box is None:
+            raise LookupError(f"no text input {key or label!r} on the page")
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        state = WidgetState(id=box.id, string_value=value)
+        self._values[box.id] = state
+        await self._rerun(widgets=[state], fragment_id=fragment_id)
+
+    # ---- st.fragment(run_every=…): the browser's timers ----------------------------------------------
+    def _arm(self, fragment_id: str, interval: float) -> None:
+        """As the page's handleAutoRerun: one timer per fragment; the same interval again keeps it running."""
+        old = self._timers.get(fragment_id)
+        if old is not None and old[0] == interval:
+            return
+        if old is not None:
+            old[1].cancel()
+        self._timers[fragment_id] = (interval, asyncio.get_running_loop().create_task(
+            self._tick(fragment_id, interval)))
+
+    async def _tick(self, fragment_id: str, interval: float) -> None:
+        # setInterval: a fixed rate, whether or not the last rerun has ended (the server coalesces them)
+        next_at = time.monotonic() + interval
+        while self.closed is None:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+            try:
+                await self._rerun(widgets=[], fragment_id=fragment_id, auto=True)
+            except Exception:  # noqa: BLE001 — the connection is gone; the reader records why
+                return
+            self.auto_reruns += 1
+
+    def _stop_timers(self, fragment_ids: list[str] | None = None) -> None:
+        for fid in list(self._timers) if fragment_ids is None else fragment_ids:
+            entry = self._timers.pop(fid, None)
+            if entry is not None:
+                entry[1].cancel()
 
     async def _read(self) -> None:
         try:
@@ -128,6 +219,14 @@ class StreamlitSession:
         kind = msg.WhichOneof("type")
         if kind == "new_session":
             self.state.page_script_hash = msg.new_session.page_script_hash or self.state.page_script_hash
+            self._run_id = msg.metadata.run.script_run_id  # deltas carry no run: they belong to the latest
+            if not msg.metadata.run.fragment_ids:  # a full run: the page drops its timers; the run re-arms them
+                self._stop_timers()
+        elif kind == "auto_rerun":
+            if msg.auto_rerun.fragment_id:
+                self._arm(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
+        elif kind == "stop_auto_rerun":
+            self._stop_timers(list(msg.stop_auto_rerun.fragment_ids))
         elif kind == "navigation":
             self.state.page_script_hash = msg.navigation.page_script_hash or self.state.page_script_hash
         elif kind == "page_info_changed":
@@ -138,13 +237,27 @@ class StreamlitSession:
             if which == "new_element":
                 self.state.elements[path] = msg.delta.new_element
                 self.state.fragment_of[path] = msg.delta.fragment_id
+                self.state.run_of[path] = self._run_id
             elif which == "add_block":  # a block replaces whatever was under its path
                 for p in [p for p in self.state.elements if p[:len(path)] == path]:
-                    del self.state.elements[p]
+                    self._drop(p)
         elif kind == "script_finished":
-            # Elements an earlier run drew and this one did not are not pruned (the browser would):
-            # a load run reads only what a run adds after its click, so that never matters there.
-            self.state.finished.append(msg.script_finished)
+            status = msg.script_finished
+            run = msg.metadata.run
+            if run.script_run_id and status in (ForwardMsg.FINISHED_SUCCESSFULLY,
+                                                ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY):
+                self._prune(run.script_run_id, set(run.fragment_ids))
+            self.state.finished.append(status)
+
+    def _drop(self, path: tuple) -> None:
+        for d in (self.state.elements, self.state.fragment_of, self.state.run_of):
+            d.pop(path, None)
+
+    def _prune(self, run_id: str, fragment_ids: set[str]) -> None:
+        """As the page's clearStaleNodes: what this run did not draw goes (a fragment's run: in that fragment)."""
+        for p in [p for p, r in self.state.run_of.items() if r != run_id
+                  and (not fragment_ids or self.state.fragment_of.get(p, "") in fragment_ids)]:
+            self._drop(p)
 
     async def wait_until(self, done: Callable[[PageState], bool], deadline: float) -> bool:
         """Wait until done(state) holds, the connection drops, or time.monotonic() passes deadline."""
