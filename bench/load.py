@@ -21,12 +21,18 @@ the page, a lost connection; the per-head diagnoses the results show as red boxe
 this sweep includes a one-unit softmax on purpose — are findings, not failures). The server's memory
 (VmRSS / VmHWM of the streamlit process) is sampled every 0.5 s.
 
+With --classroom (bench/classroom.py), a teacher's page runs a lesson and opens a room from it, --sessions
+participants join with its code, all vote within one second, and after Reveal every participant's page
+shows the results: vote → the teacher's screen and reveal → results are timed, and every vote is
+checked to be counted exactly once, on the teacher's page and in the room database.
+
 With --hostile, --sessions - 1 participants run the burst twice: alone, then while one more participant
 in a real page keeps sending the worst links and uploads of issue 9 (bench/hostile.py); the p95 of the
 two bursts and the server's peak memory are compared.
 
     python bench/load.py [--client ws|browser] [--watcher | --hostile] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
-                         [--same-sweep] [--single-runs 3] [--timeout 1800]
+                         [--same-sweep] [--single-runs 3] [--timeout 1800] [--port N]
+    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--db-url URL]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
 terminated.
@@ -508,6 +514,20 @@ async def _measure(one_alone, burst, args, mem: MemorySampler):
     return statistics.median(singles), sessions, spread, wall, rss_before
 
 
+def _stop_server(server: subprocess.Popen, mem: MemorySampler, log) -> MemorySampler:
+    """Stop sampling, terminate the server (kill it if it lingers), close its log; safe to call twice."""
+    mem.stop()
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+    log.close()
+    return mem
+
+
 def _on_alarm(*_) -> None:
     raise TimeoutError("overall timeout passed")
 
@@ -529,6 +549,18 @@ def main() -> int:
     p.add_argument("--hostile", action="store_true",
                    help="with --client ws: --sessions - 1 participants train twice, the second time while one more "
                         "keeps sending the worst links and uploads of issue 9 (bench/hostile.py); compares p95")
+    p.add_argument("--classroom", action="store_true",
+                   help="the classroom scenario: a teacher's room from a lesson, --sessions participants join and vote "
+                        "within one second, then Reveal (bench/classroom.py)")
+    p.add_argument("--lesson", default="sigmoid-vs-softmax", help="with --classroom: the lesson the room is about")
+    p.add_argument("--rounds", type=int, default=1, choices=(1, 2),
+                   help="with --classroom: 2 adds 'Vote again' and a second round before Reveal")
+    p.add_argument("--vote-within", type=float, default=0.9,
+                   help="with --classroom: the class's votes are sent evenly over this many seconds")
+    p.add_argument("--db-url", default=None,
+                   help="with --classroom: HEADLAB_DB_URL for the server (a postgresql:// URL); default SQLite "
+                        "in the run's own HEADLAB_CACHE")
+    p.add_argument("--port", type=int, default=None, help="the server's loopback port (default: a free one)")
     p.add_argument("--client", choices=("ws", "browser"), default="ws",
                    help="ws: Streamlit's websocket protocol, no rendering (as when each participant has their own "
                         "laptop); browser: one headless Chromium page per session, on this machine's cores")
@@ -541,9 +573,12 @@ def main() -> int:
 
     cache = tempfile.mkdtemp(prefix="headlab-load-")
     env = {**os.environ, "HEADLAB_CACHE": cache}
+    os.environ["HEADLAB_CACHE"] = cache  # this process reads the same room database (--classroom)
+    if args.db_url:
+        env["HEADLAB_DB_URL"] = args.db_url
     if args.slots is not None:
         env["HEADLAB_TRAINING_SLOTS"] = str(args.slots)
-    port = _free_port()
+    port = args.port or _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(Path(cache) / "server.log", "w")  # noqa: SIM115 — closed in finally
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -555,24 +590,27 @@ def main() -> int:
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     mem = MemorySampler(server.pid)
     mem.start()
+    what = (f"classroom: 1 teacher + {args.sessions} participants, lesson {args.lesson}, {args.rounds} round(s), "
+            f"database {'PostgreSQL' if args.db_url else 'SQLite'}" if args.classroom else
+            f"{args.sessions} sessions × {args.heads} heads × {args.epochs} epochs")
     print(f"server pid {server.pid} on {url}; cache {cache}; slots "
-          f"{args.slots if args.slots is not None else 'default'}; {args.sessions} sessions × {args.heads} heads × "
-          f"{args.epochs} epochs", flush=True)
+          f"{args.slots if args.slots is not None else 'default'}; {what}", flush=True)
     try:
         wait_healthy(url, server, where=f"see {log.name}")
+        if args.classroom:
+            import classroom
+
+            rep, people = asyncio.run(asyncio.wait_for(
+                classroom.run(url, args, deadline.end, args.db_url), timeout=deadline.left()))
+            ok = classroom.print_report(rep, people, _p95, _stop_server(server, mem, log))
+            print(f"server log: {Path(cache) / 'server.log'}")
+            return 0 if ok else 1
         drive = _drive_hostile if args.hostile else _drive_ws if args.client == "ws" else _drive
         single, sessions, spread, wall, rss_before = asyncio.run(
             asyncio.wait_for(drive(url, args, deadline, mem), timeout=deadline.left()))
     finally:
         signal.alarm(0)
-        mem.stop()
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
+        _stop_server(server, mem, log)
 
     print()
     print(f"{'session':>7} {'seed':>5} {'seconds':>8} {'queued':>6} {'max place':>9} "

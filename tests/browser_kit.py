@@ -30,9 +30,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(log, env: dict | None = None, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free localhost port, its output to `log`; returns it and its URL once healthy."""
-    port = free_port()
+def start_app(log, env: dict | None = None, timeout: float = 60, port: int | None = None
+              ) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a localhost port (a free one unless given), its output to `log`; returns
+    it and its URL once healthy."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],

@@ -1,0 +1,168 @@
+"""A classroom in real browsers: a teacher's page and three participants, each in its own browser context.
+
+The teacher runs a lesson and opens a room from it; two participants join by typing the code on Home,
+one by the join link (with a nickname full of Markdown, which the teacher's list must show as text);
+everyone votes, the teacher sees 3 votes; "Vote again" starts round 2, where one participant changes
+its vote (still 3 votes); Reveal; every participant sees its own vote marked right or wrong against the
+measured answer, and the lesson's results. Screenshots (look at them): the teacher's projector view
+(1600×1400) and a participant's phone (390×844), in test-results/.
+
+Separate contexts are separate browsers as far as the server can tell: no shared cookies or storage.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from browser_kit import ARGS, CHROMIUM, ROOT, start_app, stop_app
+from playwright.sync_api import expect, sync_playwright
+
+SHOTS = ROOT / "test-results"
+LESSON = "softmax-one-unit"  # the lesson test_browser.py runs too: its features are on disk by then
+PROJECTOR = {"width": 1600, "height": 1400}
+PHONE = {"width": 390, "height": 844}
+MD_NICK = "**Bo** [x](http://example.com/x) <b>hi</b>"  # Markdown and HTML: must show as these characters
+WAIT = 60_000  # ms: generous for a loaded 2-core machine; the test waits for states, never times them
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env = dict(os.environ)  # the suite's own cache dir (so its room database) and offline Keras home
+    port = int(os.environ.get("HEADLAB_BROWSER_PORT", "0")) or None  # a developer's own port range
+    with open(tmp_path_factory.mktemp("server") / "streamlit.log", "w") as log:
+        try:
+            proc, url = start_app(log, env, port=port)
+        except RuntimeError as e:
+            pytest.fail(str(e))
+        yield url
+        stop_app(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs Debian's chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _main(page):
+    return page.locator("[data-testid=stMain]")
+
+
+def _voted(page, votes: int, joined: int, rnd: int) -> None:
+    """Wait for the teacher's live caption, redrawn by its own fragment timer."""
+    _main(page).get_by_text(f"{votes} of {joined} have voted (round {rnd})").wait_for(timeout=WAIT)
+
+
+def _vote(page, choice: str, rnd: int) -> None:
+    _main(page).get_by_role("button", name=choice, exact=True).click(timeout=WAIT)
+    _main(page).get_by_text(f"Your vote in round {rnd}: {choice}").wait_for(timeout=WAIT)
+
+
+def _join_from_home(page, server: str, code: str, nickname: str) -> None:
+    page.goto(server)
+    box = page.get_by_label("Room code")
+    box.fill(code.lower())  # typed the way people type: lower case is fine
+    box.press("Enter")
+    page.get_by_role("button", name="Join room").click(timeout=WAIT)
+    _join_room(page, nickname)
+
+
+def _join_room(page, nickname: str) -> None:
+    nick = page.get_by_label("Nickname (optional)")
+    nick.wait_for(timeout=WAIT)
+    if nickname:
+        nick.fill(nickname)
+        nick.press("Enter")
+    page.get_by_role("button", name="Join", exact=True).click(timeout=WAIT)
+    page.get_by_text("Waiting for the teacher").wait_for(timeout=WAIT)
+
+
+def test_a_room_votes_twice_and_sees_the_measured_answer(server, browser):
+    from lib.lessons import get_lesson
+
+    SHOTS.mkdir(exist_ok=True)
+    quiz = get_lesson(LESSON).quiz
+    texts = [c.text for c in quiz.choices]
+    right = next(c.text for c in quiz.choices if c.correct)
+    wrong = next(t for t in texts if t != right)
+    contexts = [browser.new_context(viewport=PROJECTOR)] + [browser.new_context(viewport=PHONE) for _ in range(3)]
+    try:
+        teacher, ada, bo, cy = (ctx.new_page() for ctx in contexts)
+        for ctx in contexts:
+            ctx.set_default_timeout(WAIT)
+
+        # the teacher runs the lesson once (the measurement Reveal shows), then opens a room from it
+        teacher.goto(f"{server}/lessons?lesson={LESSON}")
+        teacher.get_by_role("button", name="Run it").click(timeout=WAIT)
+        teacher.get_by_text("What we measured:").wait_for(timeout=180_000)
+        teacher.get_by_role("button", name="Teach this to a room").click(timeout=WAIT)
+        _voted(teacher, 0, 0, 1)
+        code = re.search(r"code=([A-Za-z0-9]{6})", _main(teacher).inner_text() + " " + teacher.url)
+        assert code, "the teacher's page shows no join link with a code"
+        code = code.group(1)
+
+        _join_from_home(ada, server, code, "Ada")
+        bo.goto(f"{server}/room?code={code}")  # the join link, as the QR code holds it
+        _join_room(bo, MD_NICK)
+        _join_from_home(cy, server, code, "")
+        _main(teacher).get_by_text("3 joined").wait_for(timeout=WAIT)
+
+        # no results before the reveal: no measured answer, no charts on a participant's page
+        assert _main(ada).get_by_text("The measured answer:").count() == 0
+        assert ada.locator(".js-plotly-plot").count() == 0
+
+        # round 1: everyone alone
+        picks1 = {ada: right, bo: wrong, cy: wrong}
+        for page, choice in picks1.items():
+            _vote(page, choice, 1)
+        _voted(teacher, 3, 3, 1)
+        teacher.screenshot(path=str(SHOTS / "room-teacher-voting.png"), full_page=True)
+        ada.screenshot(path=str(SHOTS / "room-phone-voted.png"), full_page=True)
+
+        # the nickname is text on the teacher's list: its characters, no link, no bold from it
+        main = _main(teacher)
+        expect(main.get_by_text(MD_NICK, exact=False)).to_have_count(1, timeout=WAIT)
+        assert main.locator("a[href*='example.com']").count() == 0
+        assert main.locator("b", has_text="hi").count() == 0
+
+        # round 2, after discussion: Cy votes as before, then changes its vote: it replaces its own, never adds
+        teacher.get_by_role("button", name="Vote again").click(timeout=WAIT)
+        _voted(teacher, 0, 3, 2)
+        for page, choice in picks1.items():
+            _vote(page, choice, 2)
+        _voted(teacher, 3, 3, 2)
+        _vote(cy, right, 2)
+        picks2 = {ada: right, bo: wrong, cy: right}
+        _voted(teacher, 3, 3, 2)
+
+        teacher.get_by_role("button", name="Reveal").click(timeout=WAIT)
+        _main(teacher).get_by_text("The measured answer:").first.wait_for(timeout=WAIT)
+        measured = None
+        for page, choice in picks2.items():
+            answer = _main(page).get_by_text("The measured answer:").first
+            answer.wait_for(timeout=WAIT)
+            line = answer.inner_text()
+            named = [t for t in texts if t in line]
+            assert named, f"the measured answer names no choice: {line!r}"
+            measured = max(named, key=len)
+            mark = _main(page).get_by_text(re.compile(r"Your vote.*\b(right|wrong)\b")).first
+            mark.wait_for(timeout=WAIT)
+            want = "right" if choice == measured else "wrong"
+            assert re.search(rf"\b{want}\b", mark.inner_text()), (choice, measured, mark.inner_text())
+            page.locator(".js-plotly-plot").first.wait_for(timeout=WAIT)  # the lesson's results
+        assert measured == right  # the measurement supports the choice the lesson marks correct
+        teacher.wait_for_timeout(1500)  # the charts drawn
+        teacher.screenshot(path=str(SHOTS / "room-teacher-revealed.png"), full_page=True)
+        cy.wait_for_timeout(500)
+        cy.screenshot(path=str(SHOTS / "room-phone-revealed.png"))
+        for page in (teacher, ada, bo, cy):  # no exception box, no error alert, on any page
+            assert page.locator("[data-testid=stException]").count() == 0
+    finally:
+        for ctx in contexts:
+            ctx.close()
