@@ -1,7 +1,8 @@
 """The classroom scenario of bench/load.py (`--classroom`): one teacher's page and a class of participants.
 
 The teacher opens a lesson, runs it once (as a teacher would before class: the reveal then shows a
-result every participant gets from the shared sweep cache) and presses "Teach this to a room"; the
+result every participant gets from the shared sweep cache; --cold-reveal skips that, so Reveal trains
+the lesson while the class waits) and presses "Teach this to a room"; the
 room code is read off the teacher's page. Every participant opens the join link, types a nickname and
 joins; all of them vote within one second (choices spread over the question's answers); the teacher's
 page is followed until its live caption "<v> of <n> have voted (round <r>)" counts every vote. Then
@@ -38,7 +39,8 @@ VOTED = re.compile(r"(\d+) of (\d+) have voted \(round (\d+)\)")
 JOINED = re.compile(r"(\d+) joined")
 CODE_IN_QUERY = re.compile(r"(?:^|&)code=([A-Za-z0-9]+)")
 MEASURED = "The measured answer:"
-MARK = re.compile(r"Your vote.*\b(right|wrong)\b", re.S)
+# "Your vote in round 2, **A.** text, was :green[**right** :material/check_circle:]"
+MARK = re.compile(r"^Your vote in round \d+, .*\bwas\W+(?:\w+\[)?\**(right|wrong)\b", re.S)
 
 
 @dataclass
@@ -138,18 +140,19 @@ def _vote_buttons(state) -> list:
     return out
 
 
-async def _teacher(url: str, lesson: str, rep: Report, deadline_end: float):
+async def _teacher(url: str, lesson: str, rep: Report, deadline_end: float, warm: bool):
     from st_client import StreamlitSession
 
     t = StreamlitSession(url, "lessons", f"lesson={lesson}")
     await t.open(timeout=60)
     await _until(t, lambda st: st.finished and st.button(key=RUN_LESSON_KEY) is not None, deadline_end,
                  "the lesson page did not load", 300)
-    t0 = time.monotonic()
-    await t.click(key=RUN_LESSON_KEY)
-    await _until(t, lambda st: st.find_text("What we measured:") is not None, deadline_end,
-                 "the lesson's run did not finish", 600)
-    rep.warm_seconds = time.monotonic() - t0
+    if warm:
+        t0 = time.monotonic()
+        await t.click(key=RUN_LESSON_KEY)
+        await _until(t, lambda st: st.find_text("What we measured:") is not None, deadline_end,
+                     "the lesson's run did not finish", 600)
+        rep.warm_seconds = time.monotonic() - t0
     await _until(t, lambda st: st.button(key=TEACH_KEY) is not None, deadline_end,
                  "no 'Teach this to a room' button", 60)
     t0 = time.monotonic()
@@ -191,8 +194,9 @@ async def _vote_round(pairs, teacher, watch: CaptionWatch, rnd: int, rep: Report
         p.vote_sent[rnd] = time.monotonic()
         try:
             await c.click(key=f"vote-{p.choice}")
-            want = f"Your vote in round {rnd}: {p.choice_text}"
-            await _until(c, lambda st: any(want in t for t in st.texts()), deadline_end,
+            want = f"Your vote in round {rnd}: "  # then "A. <the choice's text>"
+            await _until(c, lambda st: any(t.startswith(want) and t.endswith(p.choice_text) for t in st.texts()),
+                         deadline_end,
                          f"round {rnd}: its vote was not confirmed", 60)
             p.vote_seen[rnd] = time.monotonic()
         except Exception as e:  # noqa: BLE001 — this participant's error, the others go on
@@ -244,9 +248,10 @@ async def run(url: str, args, deadline_end: float, db_url: str | None = None) ->
     """The whole scenario; every page closed at the end."""
     rep = Report(lesson=args.lesson)
     people = [Participant(i, f"p{i + 1:02d}") for i in range(args.sessions)]
-    teacher = await _teacher(url, args.lesson, rep, deadline_end)
-    print(f"teacher: lesson run in {rep.warm_seconds:.1f} s (training it once); room {rep.code} shown "
-          f"{rep.room_seconds:.2f} s after 'Teach this to a room'", flush=True)
+    teacher = await _teacher(url, args.lesson, rep, deadline_end, warm=not args.cold_reveal)
+    print(("teacher: the lesson not run before (Reveal trains it); " if args.cold_reveal else
+           f"teacher: lesson run in {rep.warm_seconds:.1f} s (training it once); ")
+          + f"room {rep.code} shown {rep.room_seconds:.2f} s after 'Teach this to a room'", flush=True)
     watch = CaptionWatch(teacher)
     pairs: list = []
     try:

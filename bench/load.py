@@ -32,7 +32,7 @@ two bursts and the server's peak memory are compared.
 
     python bench/load.py [--client ws|browser] [--watcher | --hostile] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
                          [--same-sweep] [--single-runs 3] [--timeout 1800] [--port N]
-    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--db-url URL]
+    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--cold-reveal] [--db-url URL]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
 terminated.
@@ -555,6 +555,8 @@ def main() -> int:
     p.add_argument("--lesson", default="sigmoid-vs-softmax", help="with --classroom: the lesson the room is about")
     p.add_argument("--rounds", type=int, default=1, choices=(1, 2),
                    help="with --classroom: 2 adds 'Vote again' and a second round before Reveal")
+    p.add_argument("--cold-reveal", action="store_true",
+                   help="with --classroom: the teacher does not run the lesson first, so Reveal trains it")
     p.add_argument("--vote-within", type=float, default=0.9,
                    help="with --classroom: the class's votes are sent evenly over this many seconds")
     p.add_argument("--db-url", default=None,
