@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ class Report:
     vote_confirmed: dict[int, list[float]] = field(default_factory=dict)  # round -> own page "Your vote …" (s)
     reveal_to_results: list[float] = field(default_factory=list)
     reveal_teacher_seconds: float | None = None  # Reveal → the teacher's own page revealed
+    reveal_stored_seconds: float | None = None  # Reveal → the room is "revealed" in the database
     db_counts: dict[int, list[int]] = field(default_factory=dict)
     expected_counts: dict[int, list[int]] = field(default_factory=dict)
     caption_counts: dict[int, int] = field(default_factory=dict)  # the teacher's final "<v> of n" per round
@@ -187,12 +190,13 @@ async def _vote_round(pairs, teacher, watch: CaptionWatch, rnd: int, rep: Report
     t_start = time.monotonic() + 0.2
 
     async def vote(k: int, p: Participant, c) -> None:
-        buttons = _vote_buttons(c.state)
-        p.choice = (p.index + rnd - 1) % len(buttons)  # spread; round 2 moves everyone one choice on
-        p.choice_text = buttons[p.choice].label
+        p.choice = rnd_choice(p, rnd, rep.n_choices)  # spread; round 2 moves everyone one choice on
         await asyncio.sleep(max(0.0, t_start + within * k / max(1, n - 1) - time.monotonic()))
-        p.vote_sent[rnd] = time.monotonic()
         try:
+            await _until(c, lambda st: st.button(key=f"vote-{p.choice}") is not None, deadline_end,
+                         f"round {rnd}: no vote button", 30)
+            p.choice_text = c.state.button(key=f"vote-{p.choice}").label
+            p.vote_sent[rnd] = time.monotonic()
             await c.click(key=f"vote-{p.choice}")
             want = f"Your vote in round {rnd}: "  # then "A. <the choice's text>"
             await _until(c, lambda st: any(t.startswith(want) and t.endswith(p.choice_text) for t in st.texts()),
@@ -225,8 +229,14 @@ async def _vote_round(pairs, teacher, watch: CaptionWatch, rnd: int, rep: Report
         rep.all_votes_on_teacher[rnd] = last - sent[-1]
 
 
-def _revealed(p: Participant):
+def _revealed(p: Participant, runs_before: int):
+    """Done when the page shows the measured answer, its vote marked and charts, and the full run that
+    drew them has ended (the results are complete, not just begun)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
     def done(state) -> bool:
+        if ForwardMsg.FINISHED_SUCCESSFULLY not in state.finished[runs_before:]:
+            return False
         if state.find_text(re.escape(MEASURED)) is None or not state.of_type("plotly_chart"):
             return False
         m = state.find_text(MARK.pattern)
@@ -235,6 +245,12 @@ def _revealed(p: Participant):
         p.mark = m.group(1)
         return True
     return done
+
+
+def _room_state(code: str, db_url: str | None) -> str:
+    from lib.classroom.store import open_store
+
+    return open_store(db_url).room(code).state
 
 
 def _db_counts(code: str, rounds: int, db_url: str | None) -> dict[int, list[int]]:
@@ -295,12 +311,23 @@ async def run(url: str, args, deadline_end: float, db_url: str | None = None) ->
                 rep.errors.append(f"round {r}: the database counts {rep.db_counts.get(r)}, the class voted "
                                   f"{rep.expected_counts[r]}")
         # Reveal: every participant's page follows its own fragment timer to the results
+        before = {id(c): len(c.state.finished) for _, c in pairs}
+        pid = getattr(args, "server_pid", None)
+        if pid:
+            os.kill(pid, signal.SIGUSR1)  # bench/profile_server.py: start sampling
         t0 = time.monotonic()
         await teacher.click(key=REVEAL_KEY)
 
+        async def stored() -> None:  # the teacher's server work: the lesson's result found, the room revealed
+            while time.monotonic() < min(deadline_end, t0 + 120):
+                if await asyncio.to_thread(_room_state, rep.code, db_url) == "revealed":
+                    rep.reveal_stored_seconds = time.monotonic() - t0
+                    return
+                await asyncio.sleep(0.05)
+
         async def follow(p: Participant, c) -> None:
             try:
-                await _until(c, _revealed(p), deadline_end, "no results after Reveal", 120)
+                await _until(c, _revealed(p, before[id(c)]), deadline_end, "no results after Reveal", 120)
                 p.results_seconds = time.monotonic() - t0
             except Exception as e:  # noqa: BLE001
                 p.errors.append(str(e)[:300])
@@ -310,7 +337,9 @@ async def run(url: str, args, deadline_end: float, db_url: str | None = None) ->
                                         min(deadline_end, time.monotonic() + 120)):
                 rep.reveal_teacher_seconds = time.monotonic() - t0
 
-        await asyncio.gather(teacher_revealed(), *(follow(p, c) for p, c in pairs))
+        await asyncio.gather(stored(), teacher_revealed(), *(follow(p, c) for p, c in pairs))
+        if pid:
+            os.kill(pid, signal.SIGUSR2)  # stop sampling, write the profile
         rep.reveal_to_results = [p.results_seconds for p, _ in pairs if p.results_seconds is not None]
         answer = _answer_text(teacher.state, pairs)
         for p, c in pairs:
@@ -376,6 +405,9 @@ def print_report(rep: Report, people: list[Participant], p95, mem) -> bool:
         print(f"reveal → results on the participant's page: median {statistics.median(r):.2f} s, p95 {p95(r):.2f} s, "
               f"max {max(r):.2f} s, {len(r)} of {len(people)} pages (target p95 ≤ 5 s); the teacher's own page "
               f"{rep.reveal_teacher_seconds if rep.reveal_teacher_seconds is None else f'{rep.reveal_teacher_seconds:.2f} s'}")
+        stored = rep.reveal_stored_seconds
+        print(f"  of which Reveal → the room revealed in the database (the teacher's run finding the lesson's "
+              f"result): {'-' if stored is None else f'{stored:.2f} s'}")
         ok &= p95(r) <= 5.0 and len(r) == len(people)
     else:
         ok = False

@@ -32,7 +32,7 @@ two bursts and the server's peak memory are compared.
 
     python bench/load.py [--client ws|browser] [--watcher | --hostile] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
                          [--same-sweep] [--single-runs 3] [--timeout 1800] [--port N]
-    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--cold-reveal] [--db-url URL]
+    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--cold-reveal] [--db-url URL] [--profile]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
 terminated.
@@ -562,6 +562,9 @@ def main() -> int:
     p.add_argument("--db-url", default=None,
                    help="with --classroom: HEADLAB_DB_URL for the server (a postgresql:// URL); default SQLite "
                         "in the run's own HEADLAB_CACHE")
+    p.add_argument("--profile", action="store_true",
+                   help="with --classroom: sample the server's threads from Reveal until every page has its results "
+                        "(bench/profile_server.py); the profile is written next to the server log")
     p.add_argument("--port", type=int, default=None, help="the server's loopback port (default: a free one)")
     p.add_argument("--client", choices=("ws", "browser"), default="ws",
                    help="ws: Streamlit's websocket protocol, no rendering (as when each participant has their own "
@@ -583,7 +586,10 @@ def main() -> int:
     port = args.port or _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(Path(cache) / "server.log", "w")  # noqa: SIM115 — closed in finally
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+    profile = Path(cache) / "profile.txt"
+    launcher = ([sys.executable, str(ROOT / "bench" / "profile_server.py"), str(profile)] if args.profile
+                else [sys.executable, "-m", "streamlit", "run"])
+    server = subprocess.Popen([*launcher, "app.py", "--server.port", str(port),
                                "--server.address", "127.0.0.1", "--server.headless", "true",
                                "--browser.gatherUsageStats", "false",
                                # no file watcher: other people's edits and test runs in this checkout
@@ -602,10 +608,13 @@ def main() -> int:
         if args.classroom:
             import classroom
 
+            args.server_pid = server.pid if args.profile else None
             rep, people = asyncio.run(asyncio.wait_for(
                 classroom.run(url, args, deadline.end, args.db_url), timeout=deadline.left()))
             ok = classroom.print_report(rep, people, _p95, _stop_server(server, mem, log))
             print(f"server log: {Path(cache) / 'server.log'}")
+            if args.profile:
+                print(f"the server's profile of the reveal (bench/profile_server.py): {profile}")
             return 0 if ok else 1
         drive = _drive_hostile if args.hostile else _drive_ws if args.client == "ws" else _drive
         single, sessions, spread, wall, rss_before = asyncio.run(

@@ -12,7 +12,9 @@ What else the browser does on the wire, and this client too:
   id) when the fragment runs, and the page then sends a rerun of that fragment (`is_auto_rerun`) every
   interval, until a full run starts (timers cleared, then re-armed by the run's own `auto_rerun`) or
   the server sends `stop_auto_rerun`. Without this a client would never see a live count change;
-- when a run ends, what it did not redraw is dropped (a fragment's run: only inside that fragment).
+- a block redrawn with the same type keeps its contents until the run redraws them (no gap while a
+  fragment reruns); when a run ends, what it did not redraw is dropped (a fragment's run: only inside
+  that fragment).
 
 Widgets the client never touched are not sent: the server keeps their last values, as it does for a
 browser that sends them unchanged.
@@ -119,6 +121,7 @@ class StreamlitSession:
         self._timers: dict[str, tuple[float, asyncio.Task]] = {}  # fragment id -> (interval, its rerun loop)
         self.auto_reruns = 0  # fragment reruns this client's timers have sent
         self._run_id = ""  # the script run whose deltas are arriving
+        self._blocks: dict[tuple, str] = {}  # delta path -> the type of the block drawn there
 
     async def open(self, timeout: float) -> None:
         import websockets
@@ -238,9 +241,16 @@ class StreamlitSession:
                 self.state.elements[path] = msg.delta.new_element
                 self.state.fragment_of[path] = msg.delta.fragment_id
                 self.state.run_of[path] = self._run_id
-            elif which == "add_block":  # a block replaces whatever was under its path
-                for p in [p for p in self.state.elements if p[:len(path)] == path]:
-                    self._drop(p)
+            elif which == "add_block":
+                # As the page's addBlock: a block of the same type at this path keeps its children until
+                # this run redraws or prunes them (no gap while a fragment redraws); another type replaces them.
+                kind = msg.delta.add_block.WhichOneof("type") or ""
+                if self._blocks.get(path) != kind:
+                    for p in [p for p in self.state.elements if p[:len(path)] == path]:
+                        self._drop(p)
+                    for p in [p for p in self._blocks if p[:len(path)] == path]:
+                        del self._blocks[p]
+                self._blocks[path] = kind
         elif kind == "script_finished":
             status = msg.script_finished
             run = msg.metadata.run
