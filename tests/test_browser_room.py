@@ -86,11 +86,16 @@ def _join_room(page, nickname: str) -> None:
 
 def _share_from_experiment(page, code: str) -> None:
     """Open the Experiment page by the sidebar (on a phone: opened first) and share the experiment."""
+    expand = page.locator("[data-testid=stExpandSidebarButton]")  # a phone starts with the sidebar closed
+    if expand.get_attribute("aria-expanded") != "true":
+        expand.click(timeout=WAIT)
     sidebar = page.locator("[data-testid=stSidebar]")
-    if not sidebar.get_by_role("link", name="Experiment").is_visible():
-        page.locator("[data-testid=stExpandSidebarButton]").click(timeout=WAIT)
     sidebar.get_by_role("link", name="Experiment").click(timeout=WAIT)
-    page.get_by_role("button", name="Share my experiment with the room").click(timeout=WAIT)
+    share = page.get_by_role("button", name="Share my experiment with the room")
+    share.wait_for(timeout=WAIT)
+    if sidebar.get_attribute("data-collapsed") == "false":  # on a phone it stays open, over the page
+        sidebar.locator("[data-testid=stSidebarCollapseButton] button").click(timeout=WAIT)
+    share.click(timeout=WAIT)
     page.get_by_text(f"Shared with room {code}.").wait_for(timeout=WAIT)
 
 
@@ -112,12 +117,14 @@ def test_a_room_votes_twice_and_sees_the_measured_answer(server, browser):
         teacher.goto(f"{server}/lessons?lesson={LESSON}")
         teacher.get_by_role("button", name="Teach this to a room").click(timeout=WAIT)
         _voted(teacher, 0, 0, 1)
-        code = re.search(r"code=([A-Za-z0-9]{6})", _main(teacher).inner_text() + " " + teacher.url)
-        assert code, "the teacher's page shows no join link with a code"
-        code = code.group(1)
+        link = re.search(r"https?://\S+\?code=([A-Z0-9]{6})", _main(teacher).locator("[data-testid=stCode]").first
+                         .inner_text().replace("\n", ""))
+        assert link, "the teacher's page shows no join link with a code"
+        code = link.group(1)
+        assert code in _main(teacher).inner_text()  # the code itself, large, for those who type it
 
         _join_from_home(ada, server, code, "Ada")
-        bo.goto(f"{server}/room?code={code}")  # the join link, as the QR code holds it
+        bo.goto(link.group(0))  # the join link as the teacher's page shows it (and its QR code holds)
         _join_room(bo, MD_NICK)
         _join_from_home(cy, server, code, "")
         _main(teacher).get_by_text("3 joined").wait_for(timeout=WAIT)
@@ -131,8 +138,8 @@ def test_a_room_votes_twice_and_sees_the_measured_answer(server, browser):
         for page, choice in picks1.items():
             _vote(page, choice, 1)
         _voted(teacher, 3, 3, 1)
-        teacher.screenshot(path=str(SHOTS / "room-teacher-voting.png"), full_page=True)
-        ada.screenshot(path=str(SHOTS / "room-phone-voted.png"), full_page=True)
+        teacher.screenshot(path=str(SHOTS / "room-teacher-voting.png"))
+        ada.screenshot(path=str(SHOTS / "room-phone-voted.png"))
 
         # round 2, after discussion: Cy votes as before, then changes its vote: it replaces its own, never adds
         teacher.get_by_role("button", name="Vote again").click(timeout=WAIT)
@@ -170,7 +177,9 @@ def test_a_room_votes_twice_and_sees_the_measured_answer(server, browser):
         assert _main(teacher).locator("a[href*='e.io']").count() == 0
         assert _main(teacher).locator("strong", has_text="Bo").count() == 0
         teacher.wait_for_timeout(1500)  # the charts drawn
-        teacher.screenshot(path=str(SHOTS / "room-teacher-revealed.png"), full_page=True)
+        _main(teacher).get_by_text("The measured answer:").first.evaluate(  # the reveal at the top of the screen
+            "el => el.closest('[data-testid=stHorizontalBlock]').scrollIntoView({block: 'start'})")
+        teacher.screenshot(path=str(SHOTS / "room-teacher-revealed.png"))
         cy.wait_for_timeout(500)
         cy.screenshot(path=str(SHOTS / "room-phone-revealed.png"))
         for page in (teacher, ada, bo, cy):  # no exception box, no error alert, on any page
