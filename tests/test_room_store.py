@@ -341,6 +341,15 @@ def test_a_room_expires_12_hours_after_its_last_use_with_everything_in_it(store,
     assert store.row_counts() == dict.fromkeys(TABLES, 0)
 
 
+def test_creating_a_room_deletes_the_expired_ones(store, clock):
+    old, _, (ann,) = joined_room(store)
+    store.vote(old.code, ann, 0)
+    clock.advance(ROOM_TTL_SECONDS + 1)
+    new, _ = store.create_room("lesson:next", 3)
+    assert store.row_counts() == {"rooms": 1, "room_participants": 0, "room_votes": 0, "room_shares": 0}
+    assert store.room(new.code).subject == "lesson:next"
+
+
 def test_use_keeps_a_room_open(store, clock):
     room, _, (ann,) = joined_room(store)
     clock.advance(ROOM_TTL_SECONDS - 60)
