@@ -32,7 +32,7 @@ two bursts and the server's peak memory are compared.
 
     python bench/load.py [--client ws|browser] [--watcher | --hostile] [--sessions 30] [--epochs 20] [--heads 4] [--slots N]
                          [--same-sweep] [--single-runs 3] [--timeout 1800] [--port N]
-    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--cold-reveal] [--db-url URL] [--profile]
+    python bench/load.py --classroom [--sessions 30] [--lesson sigmoid-vs-softmax] [--rounds 1|2] [--cold-reveal] [--db-url URL | --postgres] [--profile]
 
 Exits non-zero when any session errored. Only loopback addresses are used; the server is always
 terminated.
@@ -562,6 +562,9 @@ def main() -> int:
     p.add_argument("--db-url", default=None,
                    help="with --classroom: HEADLAB_DB_URL for the server (a postgresql:// URL); default SQLite "
                         "in the run's own HEADLAB_CACHE")
+    p.add_argument("--postgres", action="store_true",
+                   help="with --classroom: the room database on a throw-away PostgreSQL server (tests/pg_server.py, "
+                        "Debian's postgresql package), removed afterwards")
     p.add_argument("--profile", action="store_true",
                    help="with --classroom: sample the server's threads from Reveal until every page has its results "
                         "(bench/profile_server.py); the profile is written next to the server log")
@@ -576,6 +579,21 @@ def main() -> int:
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(int(args.timeout) + 60)
 
+    pg = None
+    if args.postgres and not args.db_url:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_server import PgServer
+
+        pg = PgServer()
+        args.db_url = pg.start()
+    try:
+        return _run(args, deadline)
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def _run(args, deadline: Deadline) -> int:
     cache = tempfile.mkdtemp(prefix="headlab-load-")
     env = {**os.environ, "HEADLAB_CACHE": cache}
     os.environ["HEADLAB_CACHE"] = cache  # this process reads the same room database (--classroom)
