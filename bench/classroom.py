@@ -76,6 +76,7 @@ class Report:
     db_counts: dict[int, list[int]] = field(default_factory=dict)
     expected_counts: dict[int, list[int]] = field(default_factory=dict)
     caption_counts: dict[int, int] = field(default_factory=dict)  # the teacher's final "<v> of n" per round
+    caption_timeline: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # (s after the 1st vote, v)
     fragment_reruns: int = 0  # run_every reruns the clients sent, all pages
     errors: list[str] = field(default_factory=list)  # the teacher's and the run's own
 
@@ -227,6 +228,8 @@ async def _vote_round(pairs, teacher, watch: CaptionWatch, rnd: int, rep: Report
     last = watch.reached(rnd, n)
     if last is not None and sent:
         rep.all_votes_on_teacher[rnd] = last - sent[-1]
+        rep.caption_timeline[rnd] = sorted((t - sent[0], v) for v, t in watch.first_seen.get(rnd, {}).items()
+                                           if v > 0)
 
 
 def _revealed(p: Participant, runs_before: int):
@@ -397,6 +400,10 @@ def print_report(rep: Report, people: list[Participant], p95, mem) -> bool:
                   f"max {max(v):.2f} s (target p95 ≤ 3 s); last vote sent → all counted "
                   f"{rep.all_votes_on_teacher.get(rnd, float('nan')):.2f} s")
             ok &= p95(v) <= 3.0 and len(v) == len(people)
+        line = rep.caption_timeline.get(rnd)
+        if line:
+            print("  the teacher's caption counted (s after the first vote sent: votes): "
+                  + ", ".join(f"+{t:.2f}: {v}" for t, v in line))
         if conf:
             print(f"  vote → the participant's own page confirms it: median {statistics.median(conf):.2f} s, "
                   f"p95 {p95(conf):.2f} s")
