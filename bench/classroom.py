@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import signal
 import statistics
@@ -188,7 +189,9 @@ async def _vote_round(pairs, teacher, watch: CaptionWatch, rnd: int, rep: Report
     """Every participant votes, the sends spread evenly over `within` seconds; then wait for the
     teacher's caption to count them all and every participant's page to confirm its own vote."""
     n = len(pairs)
-    t_start = time.monotonic() + 0.2
+    # The schedule reaches this point just after one of the teacher's redraws (it waited for one): a class
+    # votes at no particular moment of the teacher's 1 s timer, so the first vote is put at a random one.
+    t_start = time.monotonic() + 0.2 + random.random()
 
     async def vote(k: int, p: Participant, c) -> None:
         p.choice = rnd_choice(p, rnd, rep.n_choices)  # spread; round 2 moves everyone one choice on
