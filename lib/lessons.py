@@ -415,6 +415,9 @@ def _article_backbone(name: str) -> tuple[str, str]:
                               "224 px).")
 
 
+# Decided once, at import: the backbone each seed lesson runs on this server, and the sentence that says so.
+_ON_RESNET50, _ON_VGG16, _ON_INCEPTION_V3 = (_article_backbone(n) for n in ("resnet50", "vgg16", "inception_v3"))
+
 # Example 3 always runs as the fine-tuning lesson's fourth head: training a whole ResNet50 would take minutes
 # per epoch on a workshop server, so it is the same set-up (a base never frozen: every layer trains) on the
 # bundled MobileNetV2 at the lesson's 32 px, with the binary task's head instead of Dense(5, softmax).
@@ -721,7 +724,7 @@ LESSONS: tuple[Lesson, ...] = (
         "0.8 pt (82.5–84.5%), within 2.5 points in every seed, and a linear layer with from_logits=True is the same "
         "model as softmax on TensorFlow (the curves coincide). Softmax is not what lets the head learn; it is what "
         "makes its outputs one probability per class that sum to 1.",
-        Experiment(task="multiclass", dataset=_MC, backbone=_article_backbone("resnet50")[0], input_size=ARTICLE_SIZE,
+        Experiment(task="multiclass", dataset=_MC, backbone=_ON_RESNET50[0], input_size=ARTICLE_SIZE,
                    seeds=3, heads=_heads(
                        "multiclass", "activation=softmax,loss=categorical_crossentropy,name=Example 1: softmax + CCE",
                        "activation=sigmoid,loss=binary_crossentropy,name=ten sigmoids + BCE",
@@ -736,7 +739,7 @@ LESSONS: tuple[Lesson, ...] = (
              Choice("All three end within a few points", _finding_holds(_check_article_softmax), True),
              Choice("The ten sigmoids win by 5+ points",
                     lambda r: _mean(r, 1, "val_accuracy") >= _mean(r, 0, "val_accuracy") + 0.05))),
-        article="000_6ad2ba5042f8517f.txt, Example 1", substitution=_article_backbone("resnet50")[1]),
+        article="000_6ad2ba5042f8517f.txt, Example 1", substitution=_ON_RESNET50[1]),
     Lesson(
         "article-example-2", "Seed article, Example 2: does a sigmoid head 'perform very poorly'?",
         "Example 2 puts Dense(1, sigmoid) with binary cross-entropy on a frozen ResNet50 and says it 'will result in "
@@ -748,7 +751,7 @@ LESSONS: tuple[Lesson, ...] = (
         "points in every seed. What the article describes — a saturated start whose gradient vanishes — is what a "
         "huge random start does: 98–100% of its outputs saturated, and it ends at 54.1% ± 2.7 pt (50.0–57.0%), "
         "barely above chance.",
-        Experiment(task="binary", dataset=_HARD, backbone=_article_backbone("resnet50")[0], input_size=ARTICLE_SIZE,
+        Experiment(task="binary", dataset=_HARD, backbone=_ON_RESNET50[0], input_size=ARTICLE_SIZE,
                    seeds=3, heads=_heads(
                        "binary", "units=1,activation=sigmoid,loss=binary_crossentropy,name=Example 2: sigmoid + BCE",
                        "units=2,activation=softmax,loss=categorical_crossentropy,name=softmax×2 + CCE",
@@ -764,7 +767,7 @@ LESSONS: tuple[Lesson, ...] = (
                     lambda r: _mean(r, 1, "val_accuracy") - _mean(r, 0, "val_accuracy") >= 0.10),
              Choice("It beats softmax by 5+ points",
                     lambda r: _mean(r, 0, "val_accuracy") >= _mean(r, 1, "val_accuracy") + 0.05))),
-        article="000_6ad2ba5042f8517f.txt, Example 2", substitution=_article_backbone("resnet50")[1]),
+        article="000_6ad2ba5042f8517f.txt, Example 2", substitution=_ON_RESNET50[1]),
     Lesson(
         "article-vgg16-flatten", "Seed article: Flatten + Dense(128, relu) + softmax",
         "Article 002's multi-class head flattens a frozen VGG16's features into Dense(128, relu) before Dense(10, "
@@ -775,7 +778,7 @@ LESSONS: tuple[Lesson, ...] = (
         "each other in every seed. With over 100× the weights, the article's head drives its training loss to "
         "≈ 0.002 (GAP's: ≈ 0.08) while its validation loss stays ≈ 0.75 (GAP's: ≈ 0.5): the extra weights fit "
         "the 600 training images, not the task.",
-        Experiment(task="multiclass", dataset=_MC, backbone=_article_backbone("vgg16")[0], input_size=ARTICLE_SIZE,
+        Experiment(task="multiclass", dataset=_MC, backbone=_ON_VGG16[0], input_size=ARTICLE_SIZE,
                    seeds=3, heads=_heads(
                        "multiclass", "pooling=flatten,hidden=128:relu,activation=softmax,loss=categorical_crossentropy,"
                        "name=article: Flatten + Dense 128 relu",
@@ -792,7 +795,7 @@ LESSONS: tuple[Lesson, ...] = (
                     lambda r: _mean(r, 0, "val_accuracy") <= _mean(r, 1, "val_accuracy") - 0.05),
              Choice("Too many weights: its loss barely falls", lambda r: not _every(
                  r, lambda s: s.runs[0].history["loss"][-1] < 0.5 * s.runs[0].history["loss"][0])))),
-        article="002_3d0c66874a21e28c.txt, the multi-class head (VGG16)", substitution=_article_backbone("vgg16")[1]),
+        article="002_3d0c66874a21e28c.txt, the multi-class head (VGG16)", substitution=_ON_VGG16[1]),
     Lesson(
         "article-resnet50-sigmoid", "Two seed articles disagree: sigmoid for binary",
         "Article 002 puts Flatten + Dense(64, relu) + Dense(1, sigmoid) on a frozen ResNet50 for a binary task; "
@@ -803,7 +806,7 @@ LESSONS: tuple[Lesson, ...] = (
         "with softmax×2 and categorical cross-entropy 82.2% ± 0.7 pt (81.5–83.0%), and article 000's Example 2 head "
         "(GAP, one sigmoid) 80.1% ± 1.5 pt (78.0–81.5%): within 2.5 points of each other in every seed. Article "
         "002 is right: sigmoid + binary cross-entropy is a sound binary head.",
-        Experiment(task="binary", dataset=_HARD, backbone=_article_backbone("resnet50")[0], input_size=ARTICLE_SIZE,
+        Experiment(task="binary", dataset=_HARD, backbone=_ON_RESNET50[0], input_size=ARTICLE_SIZE,
                    seeds=3, heads=_heads(
                        "binary", "pooling=flatten,hidden=64:relu,units=1,activation=sigmoid,loss=binary_crossentropy,"
                        "name=article 002: sigmoid",
@@ -820,7 +823,7 @@ LESSONS: tuple[Lesson, ...] = (
                     lambda r: all(_near_chance(r, i) for i in range(r.n_runs))),
              Choice("Sigmoid wins clearly, by 5+ points",
                     lambda r: _mean(r, 0, "val_accuracy") >= _mean(r, 1, "val_accuracy") + 0.05))),
-        article="002_3d0c66874a21e28c.txt, the binary head (ResNet50)", substitution=_article_backbone("resnet50")[1]),
+        article="002_3d0c66874a21e28c.txt, the binary head (ResNet50)", substitution=_ON_RESNET50[1]),
     Lesson(
         "article-inceptionv3-regression", "Seed article: a linear output for regression",
         "Article 002's regression head is GAP + Dense(128, relu) + Dense(1, linear) with MSE on a frozen InceptionV3: "
@@ -831,7 +834,7 @@ LESSONS: tuple[Lesson, ...] = (
         "guessing the mean — but its bias starts at 0, about 620 px below the targets, and after 20 epochs it is "
         "still falling. The same head with its bias started at the mean target (log_prior) reaches 134 ± 2.8 px "
         "(130–138). A sigmoid output can never pass 1 px: it stays at the mean target minus 1 (≈ 620 px).",
-        Experiment(task="regression", dataset="shapes", backbone=_article_backbone("inception_v3")[0],
+        Experiment(task="regression", dataset="shapes", backbone=_ON_INCEPTION_V3[0],
                    input_size=ARTICLE_SIZE, seeds=3, heads=_heads(
                        "regression", "pooling=gap,hidden=128:relu,activation=linear,loss=mse,name=article: bias at 0",
                        "pooling=gap,hidden=128:relu,activation=linear,loss=mse,bias_initializer=log_prior,"
@@ -848,7 +851,7 @@ LESSONS: tuple[Lesson, ...] = (
              Choice("Linear learns, slowly from 0; sigmoid never moves", _finding_holds(_check_article_regression),
                     True))),
         article="002_3d0c66874a21e28c.txt, the regression head (InceptionV3)",
-        substitution=_article_backbone("inception_v3")[1]),
+        substitution=_ON_INCEPTION_V3[1]),
 )
 
 
