@@ -176,6 +176,8 @@ def test_a_room_votes_twice_and_sees_the_measured_answer(server, browser):
         assert _main(teacher).locator("b", has_text="hi").count() == 0
         assert _main(teacher).locator("a[href*='e.io']").count() == 0
         assert _main(teacher).locator("strong", has_text="Bo").count() == 0
+        shared.first.scroll_into_view_if_needed()
+        teacher.screenshot(path=str(SHOTS / "room-teacher-shared.png"))
         teacher.wait_for_timeout(1500)  # the charts drawn
         _main(teacher).get_by_text("The measured answer:").first.evaluate(  # the reveal at the top of the screen
             "el => el.closest('[data-testid=stHorizontalBlock]').scrollIntoView({block: 'start'})")
