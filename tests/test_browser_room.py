@@ -9,6 +9,7 @@ the teacher's list shows its nickname as the characters typed. Screenshots (look
 (1600×1400) and a participant's phone (390×844), in test-results/.
 
 Separate contexts are separate browsers as far as the server can tell: no shared cookies or storage.
+HEADLAB_BROWSER_PORT, when set, is the port the app is started on (else a free one).
 """
 
 from __future__ import annotations
