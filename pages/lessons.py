@@ -9,6 +9,7 @@ from lib.data.samples import load_sample
 from lib.heads.naming import distinct_labels
 from lib.heads.pairings import verdict_for
 from lib.lessons import LESSONS, SHOWS_EPOCH_TIMES, epoch_time_text, get_lesson
+from lib.workshop import lesson_subject
 from ui.components import (
     ensure_app_navigation,
     keep_keras_state,
@@ -16,6 +17,7 @@ from ui.components import (
     render_results,
     verdict_badge,
 )
+from ui.room import teach_button
 from ui.seeds import render_seed_spread, seeds_picker, train_seeds_with_progress
 
 ensure_app_navigation()
@@ -67,6 +69,7 @@ if position + 1 < len(ids):
 
     row.button(f"Next lesson: {get_lesson(ids[position + 1]).title}", icon=":material/arrow_forward:",
                key="next-lesson", on_click=_next_lesson)
+teach_button(row, lesson_subject(lesson_id))
 
 if run:
     rep = train_seeds_with_progress(exp.with_(seeds=n_seeds), key="lesson")
