@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from lib.common.errors import HeadLabError
@@ -144,17 +145,54 @@ def _wins(i: int):
     return holds
 
 
-def experiment_question(exp: Experiment) -> Question:
-    """'Which head will end with the best <metric>?', one choice per head; a choice holds when its head
-    alone ends best (a tie decides nothing)."""
+def _tie(result: SweepResult | SeedSweeps) -> bool:
+    return len(best_heads(result)) > 1
+
+
+@dataclass(frozen=True)
+class ExperimentQuestion:
+    """A room's question about an experiment: the same face as a lesson's `Question` (prompt, choices,
+    measured), but no choice is marked correct beforehand — for a teacher's own experiment only the run
+    knows — and there is one choice per head (2–6) plus the tie."""
+
+    prompt: str
+    choices: tuple[Choice, ...]
+
+    def measured(self, result: SweepResult | SeedSweeps) -> int | None:
+        """The one choice the run bears out (None when no head has a result)."""
+        held = holding(self, result)
+        return held[0] if len(held) == 1 else None
+
+
+TIE_CHOICE = "No single head: two or more end level"
+
+
+def experiment_question(exp: Experiment) -> ExperimentQuestion:
+    """'Which head will end with the best <metric>?', one choice per head and one for a tie: exactly one
+    holds on any run where some head has a result (a head holds when it alone ends best)."""
     if len(exp.heads) < MIN_HEADS:
         raise WorkshopError("A room's question compares heads: this experiment has only one.")
     _, words, lower = metric_words(exp.task)
     prompt = f"Which head will end with the {'lowest' if lower else 'best'} {words}?"
-    return Question(prompt, tuple(Choice(name, _wins(i)) for i, name in enumerate(distinct_labels(exp.heads))))
+    heads = tuple(Choice(name, _wins(i)) for i, name in enumerate(distinct_labels(exp.heads)))
+    return ExperimentQuestion(prompt, heads + (Choice(TIE_CHOICE, _tie),))
 
 
-def question_for(subject: str) -> Question:
+def holding(question: Question | ExperimentQuestion, result: SweepResult | SeedSweeps) -> list[int]:
+    """The choices whose statement holds on `result` (a statement the run cannot measure does not hold)."""
+    rep = SeedSweeps.of(result)
+    held = []
+    for i, choice in enumerate(question.choices):
+        try:
+            ok = bool(choice.holds(rep))
+        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError):
+            ok = False  # e.g. a head Keras refused has no history to measure
+        if ok:
+            held.append(i)
+    return held
+
+
+def question_for(subject: str) -> Question | ExperimentQuestion:
     """The room's question: the lesson's quiz, or the experiment's generated one."""
     lesson = lesson_for(subject)
     return lesson.quiz if lesson is not None else experiment_question(experiment_for(subject))
@@ -170,7 +208,7 @@ def _seeds_text(rep: SeedSweeps) -> str:
     return f"seed {s[0]}" if len(s) == 1 else f"the mean over seeds {s[0]}–{s[-1]}"
 
 
-def measured_note(question: Question, result: SweepResult | SeedSweeps) -> str:
+def measured_note(question: Question | ExperimentQuestion, result: SweepResult | SeedSweeps) -> str:
     """One line: what the run measured (each head's headline metric) and which choice it bears out —
     or that it does not decide (no choice holds, or several do)."""
     rep = SeedSweeps.of(result)
@@ -184,7 +222,7 @@ def measured_note(question: Question, result: SweepResult | SeedSweeps) -> str:
         return f"{v:.3g} {unit}".strip() if lower else f"{v:.1%}"
 
     metrics = ", ".join(f"{i + 1}. {n} {shown(v)}" for i, (n, v) in enumerate(zip(names, _finals(rep, key))))
-    held = [i for i, c in enumerate(question.choices) if c.holds(rep)]
+    held = holding(question, rep)
     if len(held) == 1:
         verdict = f"the run bears out {letter(held[0])}."
     elif not held:
