@@ -44,6 +44,10 @@ lesson = get_lesson(lesson_id)
 exp = lesson.experiment
 
 st.subheader(lesson.question)
+if getattr(lesson, "article", ""):  # a seed article's own code: which, and what this server had to change
+    st.caption(f"From the seed article: {md_escape(lesson.article)}")
+if getattr(lesson, "substitution", ""):
+    st.info(md_escape(lesson.substitution), icon=":material/swap_horiz:")
 st.markdown(f"**Look for:** {lesson.look_for}")
 n_outputs = load_sample(exp.dataset, exp.task).n_outputs
 cols = st.columns(len(exp.heads))

@@ -142,6 +142,8 @@ def _reveal_section(with_chart: bool, verdict: str = "") -> None:
     rep = _result()
     if rep is None:
         return
+    if lesson is not None and getattr(lesson, "substitution", ""):  # e.g. the article's backbone was not on this server
+        st.info(md_escape(lesson.substitution), icon=":material/swap_horiz:")
     if lesson is not None:
         st.success(f"**What we measured:** {lesson.finding.removeprefix('Measured: ')}", icon=":material/lab_research:")
     st.divider()
@@ -171,8 +173,11 @@ def teacher_live(drawn: tuple) -> None:
 
 
 @st.fragment(run_every=2 * LIVE_SECONDS)
-def shared_list() -> None:
-    """What participants shared from their Experiment page: nickname and summary as text, and buttons."""
+def shared_list(drawn: tuple) -> None:
+    """What participants shared from their Experiment page: nickname and summary as text, and buttons.
+    (Also notices the room changing under a revealed page, e.g. from the teacher link in another tab.)"""
+    if _state(store.room(code)) != drawn:
+        st.rerun()
     items = store.shared(code)
     if not items:
         st.caption("Participants can press 'Share my experiment with the room' on their Experiment page; "
@@ -209,7 +214,9 @@ def _next(subject: str | None) -> None:
 
 
 def teacher_view() -> None:
-    st.caption(f"Room {code} · {md_escape(title_for(room.subject)) if question else ''}")
+    lesson = lesson_for(room.subject) if question is not None else None
+    article = f" · from the seed article {md_escape(lesson.article)}" if getattr(lesson, "article", "") else ""
+    st.caption(f"Room {code} · {md_escape(title_for(room.subject)) if question else ''}{article}")
     if question is not None:
         st.header(md_escape(question.prompt))
     left, right = st.columns([3, 2], gap="large")
@@ -259,7 +266,7 @@ def teacher_view() -> None:
         _reveal_section(with_chart=True)
     st.divider()
     st.subheader("Shared by the room")
-    shared_list()
+    shared_list(_state(room))
     with st.expander("Teacher link (keep it private)"):
         st.caption("Opens this room's controls in any browser (another device, or after closing this tab). "
                    "Anyone with it can run the room, so do not show it on the projector.")
