@@ -119,13 +119,12 @@ def _rounds() -> dict[int, list[int]]:
     return {r: store.counts(code, r) for r in range(1, room.round + 1)}
 
 
-def _reveal_section(with_chart: bool, verdict: str = "") -> None:
-    """After the reveal: the measured answer (and `verdict`, the participant's vote marked), round 1 vs
-    round 2, and the lesson's results."""
+def _answer_lines(verdict: str = "") -> None:
+    """After the reveal: the measured answer (and `verdict`: the participant's vote marked), what was
+    measured, and how each round voted."""
     answer = room.answer
-    left, right = st.columns([3, 2]) if with_chart else (st.container(), st.container())
-    with right.container(key="room-answer"):  # larger: read from the back of the room
-        st.html("<style>.st-key-room-answer [data-testid=stMarkdownContainer] p {font-size: 1.35rem}</style>")
+    with st.container(key="room-answer"):  # larger: read from the back of the room
+        st.html("<style>.st-key-room-answer [data-testid=stMarkdownContainer] p {font-size: 1.3rem !important}</style>")
         if answer is None:
             st.markdown("The measured answer: **none of the choices** — this run does not decide.")
         else:
@@ -134,10 +133,10 @@ def _reveal_section(with_chart: bool, verdict: str = "") -> None:
             st.markdown(verdict)
         st.caption(md_escape(room.answer_note))
         st.caption(md_escape(rounds_summary(_rounds(), answer)))
-    if with_chart:
-        with left:
-            st.plotly_chart(vote_figure(room.n_choices, _rounds(), answer, large=projector_on()), key="room-rounds",
-                            config={"displaylogo": False, "staticPlot": True})
+
+
+def _results() -> None:
+    """After the reveal: the lesson's finding and results, as the Lessons page shows them."""
     lesson = lesson_for(room.subject)
     rep = _result()
     if rep is None:
@@ -235,10 +234,17 @@ def teacher_view() -> None:
                        icon=":material/wifi_off:")
     with left:
         if question is not None:
-            for i in range(len(question.choices)):
-                st.markdown(_choice_line(i))
+            with st.container(key="room-choices"):
+                st.html("<style>.st-key-room-choices [data-testid=stMarkdownContainer] p {font-size: 1.3rem !important}</style>")
+                for i in range(len(question.choices)):
+                    measured = room.state == "revealed" and i == room.answer  # never before the reveal
+                    st.markdown(_choice_line(i) + (" :green[**✓ measured**]" if measured else ""))
         if room.state == "voting":
             teacher_live(_state(room))
+        else:  # round 1 vs round 2 vs the measured answer, where the live counts were
+            st.plotly_chart(vote_figure(room.n_choices, _rounds(), room.answer, large=projector_on()),
+                            key="room-rounds", config={"displaylogo": False, "staticPlot": True})
+            _answer_lines()
     row = st.container(horizontal=True)
     after = following_subject(room.subject) if question is not None or room.subject.startswith("lesson:") else None
     row.button("Vote again", key="room-vote-again", icon=":material/replay:", on_click=_vote_again,
@@ -262,8 +268,7 @@ def teacher_view() -> None:
             else:
                 st.rerun()
     if room.state == "revealed":
-        st.divider()
-        _reveal_section(with_chart=True)
+        _results()
     st.divider()
     st.subheader("Shared by the room")
     shared_list(_state(room))
@@ -351,7 +356,8 @@ def participant_view() -> None:
     else:
         verdict = (f"Your vote in round {voted_round}, {_choice_line(mine)}, was "
                    + (":green[**right** :material/check_circle:]" if mine == room.answer else ":red[**wrong** :material/cancel:]"))
-    _reveal_section(with_chart=False, verdict=verdict)
+    _answer_lines(verdict)
+    _results()
 
 
 if teaching:
