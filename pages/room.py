@@ -19,8 +19,8 @@ from lib.common.text import md_escape, md_message
 from lib.workshop import (
     experiment_for,
     join_link,
-    letter,
     lesson_for,
+    letter,
     link_is_local,
     question_for,
     rounds_summary,
@@ -30,7 +30,13 @@ from lib.workshop import (
 )
 from lib.workshop import next_subject as following_subject
 from lib.workshop import reveal as reveal_room
-from ui.components import ensure_app_navigation, keep_keras_state, projector_css, projector_on, render_results
+from ui.components import (
+    ensure_app_navigation,
+    keep_keras_state,
+    projector_css,
+    projector_on,
+    render_results,
+)
 from ui.room import (
     PUBLIC_URL_ENV,
     base_url,
