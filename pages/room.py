@@ -192,14 +192,12 @@ def shared_list(drawn: tuple) -> None:
         with st.container(border=True):
             st.text(f"{item.nickname or 'Someone'}: {item.summary}")  # typed by participants: text, never Markdown
             row = st.container(horizontal=True)
-            if row.button("Open on the projector", key=f"room-open-{i}", icon=":material/tune:"):
-                from urllib.parse import parse_qs
-
-                ss["load_from_url"] = True  # the Experiment page reads the link's experiment, not the last one
-                st.switch_page("pages/experiment.py", query_params=parse_qs(item.query, keep_blank_values=True))
-            if row.button("Ask the room about it", key=f"room-ask-{i}", icon=":material/how_to_vote:"):
-                _next(f"experiment:{item.query}")
-                st.rerun()
+            row.button("Open on the projector", key=f"room-open-{i}", icon=":material/tune:",
+                       on_click=ss.__setitem__, args=("room_open", item.query))
+            row.button("Ask the room about it", key=f"room-ask-{i}", icon=":material/how_to_vote:",
+                       on_click=_next, args=(f"experiment:{item.query}",))
+    if "room_open" in ss:
+        st.rerun()  # the whole page switches to the Experiment page (see teacher_view)
 
 
 def _vote_again() -> None:
@@ -219,6 +217,11 @@ def _next(subject: str | None) -> None:
 
 
 def teacher_view() -> None:
+    if "room_open" in ss:  # "Open on the projector": the shared experiment on the Experiment page
+        from urllib.parse import parse_qs
+
+        ss["load_from_url"] = True  # the Experiment page reads the link's experiment, not its last one
+        st.switch_page("pages/experiment.py", query_params=parse_qs(ss.pop("room_open"), keep_blank_values=True))
     lesson = lesson_for(room.subject) if question is not None else None
     article = f" · from the seed article {md_escape(lesson.article)}" if getattr(lesson, "article", "") else ""
     st.caption(f"Room {code} · {md_escape(title_for(room.subject)) if question else ''}{article}")

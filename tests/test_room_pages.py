@@ -242,6 +242,17 @@ def test_nicknames_and_shared_experiments_stay_text():
     assert not any(head_name in m or "e.vil" in m for m in [m.value for m in teacher.markdown])
     assert teacher.button(key="room-open-0") and teacher.button(key="room-ask-0")
 
+    # "Open on the projector": the teacher's Experiment page, with the shared experiment
+    projector = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    projector.session_state["room_secrets"] = {room.code: secret}
+    projector.run()
+    projector.switch_page("pages/room.py")
+    projector.query_params["code"] = room.code
+    projector.run()
+    projector.button(key="room-open-0").click().run()
+    assert not projector.exception, projector.exception
+    assert projector.session_state["exp"] == exp
+
 
 def test_a_teacher_asks_the_room_about_an_experiment():
     exp = Experiment(dataset="shirts", epochs=2, input_size=96, heads=(
