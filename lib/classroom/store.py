@@ -12,6 +12,15 @@ things in `_Dialect` (placeholder, auto-increment key, how a write transaction b
 row, how concurrent schema creation is serialised), and every query has a single code path already.
 SQLAlchemy Core would add a dependency and a layer of per-call overhead to remove those four lines.
 
+Measured (2 shared cores, load average ≈ 7 from other work; PostgreSQL 15 on a local Unix socket):
+a vote (one write transaction) takes 0.13 ms median on SQLite (WAL, synchronous=NORMAL) and 1.1 ms on
+PostgreSQL (0.7 ms with fsync off, as in the tests); reading a round's counts 0.04 ms vs 0.2 ms.
+30 threads voting and reading the counts at the same instant: all 30 done in 12–17 ms on SQLite and
+50–90 ms on PostgreSQL, per operation p95 ≤ 20 ms / ≤ 170 ms, whatever the pool size (1, 4 or 8: the
+differences were within the noise), every vote counted once. The database is never the bottleneck of a
+30-person room (the issue's target is 3 s from vote to the teacher's screen). The pool holds 4
+connections: as fast as a single locked connection here, and PostgreSQL can use the extra ones.
+
 Threads. Streamlit runs every script run (every rerun, every `run_every` fragment tick) in a new
 thread, so a connection per thread would open a new database connection about once per second per
 browser (a new PostgreSQL backend process each time). Instead a store keeps a small pool of
@@ -27,7 +36,8 @@ so 30 voters do not queue on the room's row.
 
 Trust. Only a SHA-256 of the teacher's secret is stored, compared with `hmac.compare_digest`; the room
 code is public and never enough. A participant votes only after joining, once per round (a new vote
-replaces the old one), only while the room is voting, and at most MAX_WRITES_PER_MINUTE times a minute.
+replaces the old one), only while the room is voting, and at most MAX_WRITES_PER_MINUTE times a minute
+(a fixed one-minute window per participant, kept in its row).
 Nicknames and share summaries are cleaned with `lib.common.text.clean_name` and stored as plain text
 (the pages show them as text); nothing a participant uploads is stored here, only the experiment's
 URL query and a one-line summary. Rooms expire ROOM_TTL_SECONDS after their last activity and are
