@@ -38,6 +38,7 @@ from ui.components import (
     render_results,
 )
 from ui.room import (
+    ME,
     PUBLIC_URL_ENV,
     base_url,
     keep_secret,
@@ -343,6 +344,7 @@ def participant_view() -> None:
             st.rerun()
         return
     ss["room_code"] = code
+    st.query_params[ME] = pid  # a reload (a new session) stays this participant, with its vote
     st.caption(f"Room {code}" + (" · you are " if nickname else "") + md_escape(nickname))
     if question is None:
         participant_wait(_state(room))

@@ -94,7 +94,11 @@ def test_a_room_from_a_lesson_through_two_rounds_and_the_reveal():
     ana.button(key=f"vote-{right}").click().run()  # …replaced: one vote per round
     ben.button(key=f"vote-{wrong}").click().run()
     assert f"Your vote in round 1: {'ABCDEF'[right]}. {question.choices[right].text}" in captions(ana)
-    ana.run()  # a reload keeps the session, so it keeps its one vote
+    # A reload is a new Streamlit session: the page's address (`me=`) keeps it the same participant.
+    reloaded = room_page(code, me=ana.query_params["me"])
+    assert f"Your vote in round 1: {'ABCDEF'[right]}. {question.choices[right].text}" in captions(reloaded)
+    assert not any(b.key == "room-join" for b in reloaded.button)
+    reloaded.button(key=f"vote-{right}").click().run()  # the same vote again: still one
     teacher.run()
     assert "2 joined" in [s.value for s in teacher.subheader]
     assert "2 of 2 have voted (round 1)" in captions(teacher)

@@ -8,6 +8,7 @@ Widgets and session state only; what a room is and what it asks live in lib/clas
 from __future__ import annotations
 
 import os
+import re
 
 import streamlit as st
 
@@ -27,13 +28,23 @@ def room_store():
     return open_store()
 
 
+ME = "me"  # the Room page's query parameter holding the participant's id
+_PID = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what codes.new_participant_id makes (token_urlsafe(16): 22 chars)
+
+
 def participant_id() -> str:
-    """This browser session's id in every room it joins: a reload keeps the session, so it keeps its vote."""
+    """This participant's id in every room it joins: the session's, else the one in the page's link.
+
+    A browser reload starts a new Streamlit session (measured: the Join form came back, and a second
+    vote would have counted), so the Room page also keeps the id in its address (`me=`): a reload, or
+    the phone reopening the tab, is the same participant with the same one vote per round.
+    """
     ss = st.session_state
     if "room_pid" not in ss:
         from lib.classroom.codes import new_participant_id
 
-        ss["room_pid"] = new_participant_id()
+        from_link = st.query_params.get(ME, "")
+        ss["room_pid"] = from_link if _PID.fullmatch(from_link) else new_participant_id()
     return ss["room_pid"]
 
 
