@@ -264,6 +264,20 @@ def rounds_summary(rounds: dict[int, Sequence[int]], answer: int | None) -> str:
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
+PAGE_PATHS = ("room", "lessons", "experiment", "data")  # app.py's url_paths
+
+
+def app_address(page_url: str) -> str:
+    """The app's own address from a page's (Streamlit's `st.context.url` still ends in the page's path,
+    e.g. http://10.0.0.5:8501/room): scheme, host and any prefix a proxy adds, without the page."""
+    parts = urlsplit(page_url)
+    path = parts.path.rstrip("/")
+    head, _, last = path.rpartition("/")
+    if last in PAGE_PATHS:
+        path = head
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
 def join_link(base_url: str, code: str) -> str:
     """The link participants open: the app's address, the room page, the code."""
     return f"{base_url.rstrip('/')}/room?{urlencode({'code': code})}"

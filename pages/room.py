@@ -195,8 +195,12 @@ def shared_list(drawn: tuple) -> None:
             row = st.container(horizontal=True)
             row.button("Open on the projector", key=f"room-open-{i}", icon=":material/tune:",
                        on_click=ss.__setitem__, args=("room_open", item.query))
+            subject = f"experiment:{item.query}"
+            heads = len(experiment_for(subject).heads)
             row.button("Ask the room about it", key=f"room-ask-{i}", icon=":material/how_to_vote:",
-                       on_click=_next, args=(f"experiment:{item.query}",))
+                       on_click=_next, args=(subject,), disabled=heads < 2,
+                       help="Its question: which head ends best." if heads >= 2 else
+                       "It has one head: there is nothing to compare.")
     if "room_open" in ss:
         st.rerun()  # the whole page switches to the Experiment page (see teacher_view)
 

@@ -19,6 +19,7 @@ from lib.train.seeds import SeedSweeps
 from lib.workshop import (
     TIE_CHOICE,
     WorkshopError,
+    app_address,
     best_heads,
     experiment_for,
     experiment_question,
@@ -120,6 +121,9 @@ def test_the_vote_chart_marks_nothing_until_the_reveal():
 
 
 def test_links():
+    assert app_address("http://10.0.0.5:8501/room") == "http://10.0.0.5:8501"  # st.context.url on the Room page
+    assert app_address("https://lab.example.org/headlab/lessons/") == "https://lab.example.org/headlab"
+    assert app_address("http://10.0.0.5:8501/") == "http://10.0.0.5:8501"
     assert join_link("http://10.0.0.5:8501/", "ABC234") == "http://10.0.0.5:8501/room?code=ABC234"
     assert teacher_link("https://lab.example.org", "ABC234", "s3/cr+t") == \
         "https://lab.example.org/room?code=ABC234&teacher=s3%2Fcr%2Bt"

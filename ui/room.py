@@ -59,7 +59,9 @@ def keep_secret(code: str, secret: str) -> None:
 
 def base_url() -> str:
     """The app's address as participants should open it: $HEADLAB_PUBLIC_URL, else the teacher's own."""
-    return (os.environ.get(PUBLIC_URL_ENV) or st.context.url or DEFAULT_URL).rstrip("/")
+    from lib.workshop import app_address
+
+    return (os.environ.get(PUBLIC_URL_ENV) or app_address(st.context.url or DEFAULT_URL)).rstrip("/")
 
 
 def _start_room(subject: str) -> None:
