@@ -142,14 +142,20 @@ def _answer_lines(verdict: str = "") -> None:
         st.caption(md_escape(rounds_summary(_rounds(), answer)))
 
 
+def _substitution() -> None:
+    """What this server changed from a seed article's set-up (its backbone's weights missing, the size):
+    said before anyone votes, since the question is about what *this* run will show."""
+    lesson = lesson_for(room.subject) if question is not None else None
+    if getattr(lesson, "substitution", ""):
+        st.info(md_escape(lesson.substitution), icon=":material/swap_horiz:")
+
+
 def _results() -> None:
     """After the reveal: the lesson's finding and results, as the Lessons page shows them."""
     lesson = lesson_for(room.subject)
     rep = _result()
     if rep is None:
         return
-    if lesson is not None and getattr(lesson, "substitution", ""):  # e.g. the article's backbone was not on this server
-        st.info(md_escape(lesson.substitution), icon=":material/swap_horiz:")
     if lesson is not None:
         st.success(f"**What we measured:** {lesson.finding.removeprefix('Measured: ')}", icon=":material/lab_research:")
     st.divider()
@@ -160,7 +166,7 @@ def _results() -> None:
 # ---- the teacher's view -----------------------------------------------------------------------------
 def _big_code() -> None:
     # The code is ours (codes.py: capitals and digits only); escaped all the same.
-    st.html(f"<div style='font-size:4.2rem;font-weight:800;letter-spacing:0.12em;line-height:1.1;"
+    st.html(f"<div style='font-size:3.6rem;font-weight:800;letter-spacing:0.08em;line-height:1.1;"
             f"font-family:monospace'>{html.escape(code)}</div>")
 
 
@@ -232,7 +238,8 @@ def teacher_view() -> None:
     st.caption(f"Room {code} · {md_escape(title_for(room.subject)) if question else ''}{article}")
     if question is not None:
         st.header(md_escape(question.prompt))
-    left, right = st.columns([3, 2], gap="large")
+    _substitution()
+    left, right = st.columns([1.4, 1], gap="medium")
     with right:
         link = join_link(base_url(), code)
         st.markdown("Join at")
@@ -335,7 +342,7 @@ def participant_view() -> None:
     pid = participant_id()
     nickname = store.nickname(code, pid)
     if nickname is None:
-        st.caption(f"Room {code}")
+        st.subheader(f"Join room {code}")
         st.text_input("Nickname (optional)", key="room-nickname", max_chars=30,
                       placeholder="shown to the teacher if you share an experiment")
         if st.button("Join", key="room-join", type="primary", icon=":material/login:"):
@@ -354,6 +361,7 @@ def participant_view() -> None:
         participant_wait(_state(room))
         return
     st.markdown(f"#### {md_escape(question.prompt)}")
+    _substitution()
     if room.state == "voting":
         participant_live(_state(room))
         return

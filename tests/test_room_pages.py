@@ -110,7 +110,7 @@ def test_a_room_from_a_lesson_through_two_rounds_and_the_reveal():
     # nothing marks the right answer before the reveal: no label, colour or text sets one bar apart
     assert chart["data"][0]["y"] == list("ABCDEF"[:len(question.choices)])
     assert "measured" not in json.dumps(chart) and len(chart["data"]) == 1
-    assert not any("right" in m or "correct" in m for m in markdowns(teacher))
+    assert not any("measured" in m or "✓" in m for m in markdowns(teacher))  # the list marks nothing either
 
     # Vote again: round 2, where Ben changes his mind.
     teacher.button(key="room-vote-again").click().run()
@@ -277,3 +277,21 @@ def test_a_teacher_asks_the_room_about_an_experiment():
     room = open_store().room(code)
     assert room.answer == 0, room.answer_note  # softmax over one unit is stuck at the share of shirts
     assert "the run bears out A" in room.answer_note
+
+
+def test_a_seed_article_lesson_says_what_this_server_changed_before_the_vote():
+    from lib.lessons import get_lesson
+
+    lesson = get_lesson("article-resnet50-sigmoid")
+    assert lesson.article and lesson.substitution  # the suite's Keras cache has no ResNet50 weights
+    lessons = AppTest.from_file("../pages/lessons.py", default_timeout=TIMEOUT)
+    lessons.query_params["lesson"] = lesson.id
+    lessons.run()
+    assert f"From the seed article: {lesson.article}" in captions(lessons)
+    assert [visible(i.value) for i in lessons.info] == [lesson.substitution]
+
+    store = open_store()
+    room, secret = store.create_room(lesson_subject(lesson.id), len(lesson.quiz.choices))
+    for at in (teacher_of(room.code, secret), join(room.code)):
+        assert visible(at.info[0].value) == lesson.substitution, at  # above the choices, before any vote
+    assert any(lesson.article in c for c in captions(teacher_of(room.code, secret)))

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import segno
 
 QUIET_ZONE = 4  # modules of white around the code: the QR standard's minimum for reliable scanning
-# At least this many pixels across: on a 1600 px wide projector image about a quarter of the screen
-# width, so on a 3 m wide screen about 0.75 m, which phones scan from 8–10 m (a rule of thumb of
-# 10 × the code's width).
-MIN_PIXELS = 420
+# At least this many pixels across: on a 1600 px wide projector image between a fifth and a quarter of
+# the screen's width (what the teacher page's right-hand column holds beside the sidebar), so on a 3 m
+# wide screen about 0.7 m, which phones scan from about 7 m (a rule of thumb of 10 × the code's width).
+MIN_PIXELS = 360
 
 
 @dataclass(frozen=True)
