@@ -125,3 +125,23 @@ def share_button(where, exp, is_upload: bool) -> None:
             st.error(md_message(e))
         else:
             st.success(f"Shared with room {code}.", icon=":material/check:")
+
+
+def shared_result(exp):
+    """The SeedSweeps of `exp` if this server already holds every seed's sweep (someone trained it: at a
+    reveal, the teacher), else None. Nothing is trained or queued, and nothing is drawn: a participant's
+    page after the reveal only looks its results up. (A room's experiments are on sample data, which
+    every session shares, so the cache key has no owner.)"""
+    from lib.serve import sweep_cache
+    from lib.train.seeds import SeedSweeps, seed_range
+    from ui.components import shared_backbone, task_data
+
+    data = task_data(exp.dataset, exp.task)
+    bb = shared_backbone(exp.backbone, exp.input_size)
+    sweeps = []
+    for seed in seed_range(exp.seed, exp.seeds):
+        shared = sweep_cache.get(sweep_cache.sweep_key(exp.heads, data, bb.name, bb.size, bb.weights, exp.epochs, seed))
+        if shared is None:
+            return None
+        sweeps.append(sweep_cache.for_requester(shared, exp.heads))
+    return SeedSweeps(tuple(sweeps))
