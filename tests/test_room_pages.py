@@ -299,3 +299,21 @@ def test_a_seed_article_lesson_says_what_this_server_changed_before_the_vote():
     for at in (teacher_of(room.code, secret), join(room.code)):
         assert visible(at.info[0].value) == lesson.substitution, at  # above the choices, before any vote
     assert any(lesson.article in c for c in captions(teacher_of(room.code, secret)))
+
+
+def test_the_secret_teacher_link_opens_the_controls_in_large_text():
+    store = open_store()
+    room, secret = store.create_room(lesson_subject(LESSON), len(question_for(lesson_subject(LESSON)).choices))
+    # app.py turns projector mode on for a teacher link (the sidebar toggle, which the teacher may turn off)
+    app = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    app.query_params.update({"code": room.code, "teacher": secret})
+    app.run()
+    assert app.session_state["projector"] is True and app.toggle(key="projector").value
+    # (AppTest's switch_page then loses that widget's value; in Chromium it stays on: checked by hand)
+    at = room_page(room.code, teacher=secret)
+    assert not at.exception, at.exception
+    assert at.session_state["room_secrets"] == {room.code: secret}
+    assert not at.button(key="room-reveal").disabled
+    assert "teacher" not in at.query_params  # not on the projected address bar
+    link = next(c.value for c in at.code if "teacher=" in c.value)  # kept in the teacher's collapsed expander
+    assert link.endswith(f"teacher={secret}")
