@@ -54,7 +54,11 @@ keep_keras_state()  # app.py does this for the server; here for pages run alone 
 ss = st.session_state
 projector_css()
 LIVE_SECONDS = 1.0  # how often the live parts redraw: a vote reaches the projector within about a second
-store = room_store()
+try:
+    store = room_store()
+except HeadLabError as e:  # e.g. HEADLAB_DB_URL names a database this server cannot reach
+    st.error(md_message(e))
+    st.stop()
 
 
 def _state(room) -> tuple:
@@ -116,19 +120,21 @@ def _result():
     sweep cache (whoever trained it first, usually the teacher at Reveal), training only if nobody has."""
     held = ss.get("room_result")
     if held and held[0] == (code, room.subject):
-        return held[1]
-    exp = experiment_for(room.subject)
-    try:
-        rep = shared_result(exp)
-    except HeadLabError as e:
-        st.error(md_message(e))
-        return None
-    if rep is not None:
+        rep, shared = held[1], held[2]
+    else:
+        exp = experiment_for(room.subject)
+        try:
+            rep = shared_result(exp)
+        except HeadLabError as e:
+            st.error(md_message(e))
+            return None
+        shared = rep is not None
+        if rep is None:  # not on this server yet (another process trained it, or it left the cache): train it once
+            rep = train_seeds_with_progress(exp, key="room")
+        if rep is not None:
+            ss["room_result"] = ((code, room.subject), rep, shared)
+    if shared:
         st.caption("These results come from the server's shared cache: the run that decided the answer, not retrained.")
-    else:  # not on this server yet (another process trained it, or it left the cache): train it here, once
-        rep = train_seeds_with_progress(exp, key="room")
-    if rep is not None:
-        ss["room_result"] = ((code, room.subject), rep)
     return rep
 
 

@@ -20,9 +20,8 @@ PUBLIC_URL_ENV = "HEADLAB_PUBLIC_URL"  # the address participants reach this ser
 DEFAULT_URL = "http://localhost:8501"
 
 
-@st.cache_resource(show_spinner=False)
 def room_store():
-    """The room database, one connection pool per server process (SQLite file, or PostgreSQL)."""
+    """The room database: open_store keeps one per process (a pool of connections, SQLite or PostgreSQL)."""
     from lib.classroom.store import open_store
 
     return open_store()
