@@ -16,10 +16,12 @@ import streamlit as st
 from lib.classroom.store import RoomError
 from lib.common.errors import HeadLabError
 from lib.common.text import md_escape, md_message
+from lib.lessons import LESSONS
 from lib.workshop import (
     experiment_for,
     join_link,
     lesson_for,
+    lesson_subject,
     letter,
     link_is_local,
     question_for,
@@ -223,8 +225,8 @@ def shared_list(drawn: tuple) -> None:
                        on_click=_next, args=(subject,), disabled=heads < 2,
                        help="Its question: which head ends best." if heads >= 2 else
                        "It has one head: there is nothing to compare.")
-    if "room_open" in ss:
-        st.rerun()  # the whole page switches to the Experiment page (see teacher_view)
+    if "room_open" in ss or "room_error" in ss:
+        st.rerun()  # the whole page: it switches to the Experiment page, or shows the error (see teacher_view)
 
 
 def _vote_again() -> None:
@@ -283,7 +285,10 @@ def teacher_view() -> None:
                             key="room-rounds", config={"displaylogo": False, "staticPlot": True})
             _answer_lines()
     row = st.container(horizontal=True)
-    after = following_subject(room.subject) if question is not None or room.subject.startswith("lesson:") else None
+    try:
+        after = following_subject(room.subject)
+    except HeadLabError:  # a subject this version cannot read: start again from the first lesson
+        after = lesson_subject(LESSONS[0].id)
     row.button("Vote again", key="room-vote-again", icon=":material/replay:", on_click=_vote_again,
                disabled=room.state != "voting" or room.round >= 2,
                help="Round 2: after the class has discussed with a neighbour, everyone votes again.")

@@ -317,3 +317,18 @@ def test_the_secret_teacher_link_opens_the_controls_in_large_text():
     assert "teacher" not in at.query_params  # not on the projected address bar
     link = next(c.value for c in at.code if "teacher=" in c.value)  # kept in the teacher's collapsed expander
     assert link.endswith(f"teacher={secret}")
+
+
+def test_a_room_whose_lesson_is_gone_says_so_and_the_teacher_moves_on():
+    from lib.lessons import LESSONS
+
+    store = open_store()
+    room, secret = store.create_room("lesson:no-longer-here", 4)  # e.g. made by an older version of the app
+    member = join(room.code)
+    assert not member.exception and len(member.error) == 1 and "no longer exists" in member.error[0].value
+    teacher = teacher_of(room.code, secret)
+    assert not teacher.exception and teacher.button(key="room-reveal").disabled
+    teacher.button(key="room-next").click().run()
+    assert open_store().room(room.code).subject == lesson_subject(LESSONS[0].id)
+    member.run()
+    assert not member.error and "Waiting for the teacher…" in captions(member)
