@@ -168,8 +168,10 @@ def _substitution() -> None:
         st.info(md_escape(lesson.substitution), icon=":material/swap_horiz:")
 
 
-def _results() -> None:
-    """After the reveal: the lesson's finding and results, as the Lessons page shows them."""
+def _results(spread_on_request: bool = False) -> None:
+    """After the reveal: the lesson's finding and results, as the Lessons page shows them.
+    `spread_on_request`: the seed spread only behind a toggle (participants' phones: its band charts and
+    table were 40% of the server's work when 30 pages drew their results at the reveal, bench/load.py)."""
     lesson = lesson_for(room.subject)
     rep = _result()
     if rep is None:
@@ -178,6 +180,9 @@ def _results() -> None:
         st.success(f"**What we measured:** {lesson.finding.removeprefix('Measured: ')}", icon=":material/lab_research:")
     st.divider()
     render_results(rep.first, key="room")
+    if len(rep.sweeps) > 1 and spread_on_request and not st.toggle(
+            f"Show the spread over {len(rep.sweeps)} seeds", key="room-spread"):
+        return
     render_seed_spread(rep, key="room")
 
 
@@ -401,7 +406,7 @@ def participant_view() -> None:
         verdict = (f"Your vote in round {voted_round}, {_choice_line(mine)}, was "
                    + (":green[**right** :material/check_circle:]" if mine == room.answer else ":red[**wrong** :material/cancel:]"))
     _answer_lines(verdict)
-    _results()
+    _results(spread_on_request=True)
 
 
 if teaching:

@@ -152,7 +152,9 @@ def test_a_room_from_a_lesson_through_two_rounds_and_the_reveal(monkeypatch):
         assert any(m.startswith("The measured answer:") for m in lines)
         assert any(m.startswith("Your vote in round") and f"was :green[{verdict}" in m for m in lines), lines
         assert any(c.startswith("These results come from the server's shared cache") for c in captions(at))
-        assert len(at.get("plotly_chart")) >= 3
+        assert len(at.get("plotly_chart")) == 3  # loss, metric, gradient; the seed bands on request
+        at.toggle(key="room-spread").set_value(True).run()
+        assert any(h.value.startswith("Over 3 seeds") for h in at.subheader) and len(at.get("plotly_chart")) == 5
     assert any(m.startswith(f"Your vote in round 1, {'ABCDEF'[right]}.") for m in markdowns(ana))
     assert any(m.startswith(f"Your vote in round 2, {'ABCDEF'[right]}.") for m in markdowns(ben))
 
