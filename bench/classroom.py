@@ -97,6 +97,7 @@ class CaptionWatch:
         self.client = client
         self.first_seen: dict[int, dict[int, float]] = {}  # round -> votes -> first monotonic time
         self._task: asyncio.Task | None = None
+        self._stopped = False
 
     def start(self, deadline_end: float) -> None:
         self._task = asyncio.get_running_loop().create_task(self._follow(deadline_end))
@@ -106,7 +107,7 @@ class CaptionWatch:
             v = _voted(state)
             if v is not None:
                 self.first_seen.setdefault(v[2], {}).setdefault(v[0], time.monotonic())
-            return False  # never done: runs until stopped or the deadline
+            return self._stopped  # runs until stopped or the deadline
 
         await self.client.wait_until(record, deadline_end)
 
@@ -116,10 +117,14 @@ class CaptionWatch:
         return min(times) if times else None
 
     async def stop(self) -> None:
+        # A flag, not only cancel(): on Python 3.11 asyncio.wait_for can swallow a cancellation that arrives
+        # as its inner wait completes, and the follower would then run on to the deadline (seen once).
+        self._stopped = True
+        self.client._changed.set()
         if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=5)
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 async def _until(client, done, deadline_end: float, what: str, cap: float) -> None:

@@ -277,5 +277,10 @@ class StreamlitSession:
             if self.closed or time.monotonic() >= deadline:
                 return False
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=max(0.05, deadline - time.monotonic()))
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as
+            # the event is set, and a cancelled waiter would then run on to its deadline
+            waiter = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=max(0.05, deadline - time.monotonic()))
+            finally:
+                waiter.cancel()
