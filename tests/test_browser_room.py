@@ -153,7 +153,7 @@ def test_a_room_votes_twice_and_sees_the_measured_answer(server, browser):
         _voted(teacher, 3, 3, 2)
 
         teacher.get_by_role("button", name="Reveal").click(timeout=WAIT)
-        _main(teacher).get_by_text("The measured answer:").first.wait_for(timeout=WAIT)
+        _main(teacher).get_by_text("The measured answer:").first.wait_for(timeout=180_000)  # Reveal runs the lesson
         measured = None
         for page, choice in picks2.items():
             answer = _main(page).get_by_text("The measured answer:").first
