@@ -63,13 +63,19 @@ class Question:
 
     def holding(self, result: SweepResult | SeedSweeps) -> list[int]:
         """Every choice whose statement the run bears out."""
-        rep = SeedSweeps.of(result)
-        return [i for i, c in enumerate(self.choices) if _holds(c, rep)]
+        return choices_holding(self.choices, result)
 
     def measured(self, result: SweepResult | SeedSweeps) -> int | None:
         """The one choice the run supports, or None when none or several do (nothing to reveal as measured)."""
         holding = self.holding(result)
         return holding[0] if len(holding) == 1 else None
+
+
+def choices_holding(choices: tuple[Choice, ...], result: SweepResult | SeedSweeps) -> list[int]:
+    """The indices of the choices whose statement holds on `result` (a lesson's question, or a room's
+    question about an experiment)."""
+    rep = SeedSweeps.of(result)
+    return [i for i, c in enumerate(choices) if _holds(c, rep)]
 
 
 def _holds(choice: Choice, rep: SeedSweeps) -> bool:

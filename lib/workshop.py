@@ -19,7 +19,7 @@ from lib.common.errors import HeadLabError
 from lib.common.text import clean_name
 from lib.experiment import Experiment, from_query
 from lib.heads.naming import distinct_labels
-from lib.lessons import LESSONS, Choice, Lesson, Question, get_lesson
+from lib.lessons import LESSONS, Choice, Lesson, Question, choices_holding, get_lesson
 from lib.train.metrics import primary_metric
 from lib.train.seeds import SeedSweeps
 from lib.train.trainer import SweepResult
@@ -158,9 +158,13 @@ class ExperimentQuestion:
     prompt: str
     choices: tuple[Choice, ...]
 
+    def holding(self, result: SweepResult | SeedSweeps) -> list[int]:
+        """Every choice whose statement the run bears out."""
+        return choices_holding(self.choices, result)
+
     def measured(self, result: SweepResult | SeedSweeps) -> int | None:
         """The one choice the run bears out (None when no head has a result)."""
-        held = holding(self, result)
+        held = self.holding(result)
         return held[0] if len(held) == 1 else None
 
 
@@ -176,20 +180,6 @@ def experiment_question(exp: Experiment) -> ExperimentQuestion:
     prompt = f"Which head will end with the {'lowest' if lower else 'best'} {words}?"
     heads = tuple(Choice(name, _wins(i)) for i, name in enumerate(distinct_labels(exp.heads)))
     return ExperimentQuestion(prompt, heads + (Choice(TIE_CHOICE, _tie),))
-
-
-def holding(question: Question | ExperimentQuestion, result: SweepResult | SeedSweeps) -> list[int]:
-    """The choices whose statement holds on `result` (a statement the run cannot measure does not hold)."""
-    rep = SeedSweeps.of(result)
-    held = []
-    for i, choice in enumerate(question.choices):
-        try:
-            ok = bool(choice.holds(rep))
-        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError):
-            ok = False  # e.g. a head Keras refused has no history to measure
-        if ok:
-            held.append(i)
-    return held
 
 
 def question_for(subject: str) -> Question | ExperimentQuestion:
@@ -222,7 +212,7 @@ def measured_note(question: Question | ExperimentQuestion, result: SweepResult |
         return f"{v:.3g} {unit}".strip() if lower else f"{v:.1%}"
 
     metrics = ", ".join(f"{i + 1}. {n} {shown(v)}" for i, (n, v) in enumerate(zip(names, _finals(rep, key))))
-    held = holding(question, rep)
+    held = question.holding(rep)
     if len(held) == 1:
         verdict = f"the run bears out {letter(held[0])}."
     elif not held:
