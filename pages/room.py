@@ -345,8 +345,8 @@ def participant_live(drawn: tuple) -> None:
     if _state(now) != drawn:
         st.rerun()
     mine = _my_vote(now.round)
-    for i, choice in enumerate(question.choices):
-        st.button(md_escape(choice.text), key=f"vote-{i}", width="stretch", on_click=_vote, args=(i,),
+    for i, choice in enumerate(question.choices):  # lettered as on the projector ("most of you said C")
+        st.button(f"{letter(i)}. {md_escape(choice.text)}", key=f"vote-{i}", width="stretch", on_click=_vote, args=(i,),
                   type="primary" if mine == i else "secondary")
     if "room_vote_error" in ss:
         st.error(md_message(ss.pop("room_vote_error")))

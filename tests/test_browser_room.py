@@ -62,7 +62,8 @@ def _voted(page, votes: int, joined: int, rnd: int) -> None:
 
 
 def _vote(page, choice: str, rnd: int) -> None:
-    _main(page).get_by_role("button", name=choice, exact=True).click(timeout=WAIT)
+    # the buttons carry the projector's letters: "C. Its loss falls, …"
+    _main(page).get_by_role("button", name=re.compile(rf"^[A-E]\. {re.escape(choice)}$")).click(timeout=WAIT)
     _main(page).get_by_text(re.compile(rf"Your vote in round {rnd}: [A-E]\. {re.escape(choice)}")).wait_for(timeout=WAIT)
 
 
