@@ -20,6 +20,7 @@ class TrainingGate:
         self.slots = max(1, slots)
         self._cond = threading.Condition()
         self._running = 0
+        self._background = 0  # of `_running`: slots held by background work (the lesson warm-up)
         self._queue: list[int] = []
         self._tickets = itertools.count(1)
 
@@ -30,6 +31,49 @@ class TrainingGate:
     def running(self) -> int:
         with self._cond:
             return self._running
+
+    def idle(self) -> bool:
+        """Nobody holds a slot and nobody is queued."""
+        with self._cond:
+            return self._running == 0 and not self._queue
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the gate to be idle; whether it is."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._running == 0 and not self._queue, timeout=timeout)
+
+    def contended(self) -> bool:
+        """Someone other than background work holds a slot or waits for one."""
+        with self._cond:
+            return bool(self._queue) or self._running > self._background
+
+    @contextmanager
+    def idle_slot(self) -> Iterator[Callable[[], bool] | None]:
+        """A slot for background work, taken only when the gate is idle: nobody training, nobody queued.
+
+        Yields None (holding nothing) when the gate is not idle. Otherwise holds a slot for the block and
+        yields `contended`, which turns true as soon as a participant queues (or, with several slots,
+        takes another one): the background work should then stop at its next chance and leave the block,
+        which hands the slot to the first in line at once. Participants' `slot()` calls never wait behind
+        anything but the background work's current step.
+        """
+        with self._cond:
+            if self._running or self._queue:
+                taken = False
+            else:
+                taken = True
+                self._running += 1
+                self._background += 1
+        if not taken:
+            yield None
+            return
+        try:
+            yield self.contended
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._background -= 1
+                self._cond.notify_all()
 
     @contextmanager
     def slot(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> Iterator[None]:
