@@ -116,19 +116,23 @@ def test_the_jobs_are_each_lessons_default_seeds_with_the_base_training_lessons_
 
 
 # ---- the gate's idle slot ----------------------------------------------------------------------------
-def test_the_idle_slot_is_taken_only_when_nobody_trains_or_waits_and_says_when_someone_queues():
+def test_the_idle_slot_is_taken_only_when_nobody_trains_or_waits_and_never_holds_a_participant_back():
     gate = TrainingGate(1)
     with gate.idle_slot() as contended:
         assert contended is not None and not contended()
         with gate.idle_slot() as second:
-            assert second is None  # the background work's own slot makes the gate busy too
+            assert second is None  # one piece of background work at a time
         someone = Participant(gate).queue()
-        assert gate.waiting() == 1 and contended()
-    assert someone.holding.wait(WAIT)  # leaving the block handed the slot to the first in line
+        assert someone.holding.is_set()  # the participant's Train did not wait for the background work
+        assert contended()  # which is told to stop at its next step
+        with gate.idle_slot() as meanwhile:
+            assert meanwhile is None
     with gate.idle_slot() as contended:
-        assert contended is None
+        assert contended is None  # a participant still trains
     someone.done()
     assert gate.idle()
+    with gate.idle_slot() as contended:
+        assert contended is not None
 
 
 # ---- warming -------------------------------------------------------------------------------------------
@@ -194,13 +198,19 @@ def test_a_warm_sweep_stops_between_epochs_when_someone_queues_is_not_cached_and
         epochs_seen.append(event["epoch"])
         if event["epoch"] == 2 and not someone:  # a participant presses Train during epoch 2
             p = Participant(gate)
-            someone.append(p.queue())  # returns once queued: the warm sweep cannot pass epoch 2 unnoticed
-            threading.Thread(target=lambda: (p.holding.wait(WAIT), at_slot.update(
-                epochs=max(epochs_seen), cached=sweep_cache.get(key)), p.done()), daemon=True).start()
+            someone.append(p.queue())  # it trains at once; the warm sweep learns it after this epoch
+
+            def when_the_warm_up_has_yielded() -> None:
+                while not w.stats.count(YIELDED):
+                    p.release.wait(0.01)
+                at_slot.update(epochs=max(epochs_seen), cached=sweep_cache.get(key))
+                p.done()
+
+            threading.Thread(target=when_the_warm_up_has_yielded, daemon=True).start()
 
     w = warmer(toy, tiny_backbone, jobs, gate, observe=observe).start()
     assert w.join(WAIT)
-    assert at_slot["epochs"] == 2  # the participant got the slot right after the epoch that was running
+    assert at_slot["epochs"] == 2  # the warm sweep stopped after the epoch that was running
     assert at_slot["cached"] is None  # the stopped sweep was never cached
     assert w.stats.outcomes[YIELDED] == [job.label] and w.stats.outcomes[WARMED] == [job.label]
     warm = sweep_cache.get(key)
@@ -221,7 +231,7 @@ def test_a_participant_queueing_during_feature_extraction_stops_it_after_one_bat
         if event["stage"] == "features":
             fractions.append(event["fraction"])
             if not someone:
-                someone.append(Participant(gate).queue())
+                someone.append(Participant(gate).queue())  # holds a slot: the warm-up must leave
 
     w = LessonWarmer([job], data_for=lambda d, t: data, backbone_for=lambda n, s: tiny_backbone,
                      training_gate=gate, settle=0.0, poll=0.05, observe=observe)
@@ -229,7 +239,6 @@ def test_a_participant_queueing_during_feature_extraction_stops_it_after_one_bat
     assert len(fractions) == 1 and fractions[0] < 1  # left after the first batch
     assert not cache_path(tiny_backbone, find_cut(tiny_backbone.model, 0), data).exists()
     assert sweep_cache.get(key_of(job, data, tiny_backbone)) is None
-    assert someone[0].holding.wait(WAIT)
     someone[0].done()
 
 

@@ -14,13 +14,14 @@ from contextlib import contextmanager
 
 
 class TrainingGate:
-    """At most `slots` holders at a time; waiters are served in arrival order."""
+    """At most `slots` holders at a time; waiters are served in arrival order. Besides them, at most one
+    piece of background work that only starts when nobody trains and gives way (`idle_slot`)."""
 
     def __init__(self, slots: int) -> None:
         self.slots = max(1, slots)
         self._cond = threading.Condition()
         self._running = 0
-        self._background = 0  # of `_running`: slots held by background work (the lesson warm-up)
+        self._background = 0  # background work (the lesson warm-up), never counted in `_running`
         self._queue: list[int] = []
         self._tickets = itertools.count(1)
 
@@ -33,7 +34,7 @@ class TrainingGate:
             return self._running
 
     def idle(self) -> bool:
-        """Nobody holds a slot and nobody is queued."""
+        """No participant holds a slot or waits for one (background work may be running)."""
         with self._cond:
             return self._running == 0 and not self._queue
 
@@ -43,26 +44,24 @@ class TrainingGate:
             return self._cond.wait_for(lambda: self._running == 0 and not self._queue, timeout=timeout)
 
     def contended(self) -> bool:
-        """Someone other than background work holds a slot or waits for one."""
+        """A participant holds a slot or waits for one."""
         with self._cond:
-            return bool(self._queue) or self._running > self._background
+            return self._running > 0 or bool(self._queue)
 
     @contextmanager
     def idle_slot(self) -> Iterator[Callable[[], bool] | None]:
-        """A slot for background work, taken only when the gate is idle: nobody training, nobody queued.
+        """Room for one piece of background work (the lesson warm-up), taken only when the gate is idle:
+        no participant training or queued, and no other background work.
 
-        Yields None (holding nothing) when the gate is not idle. Otherwise holds a slot for the block and
-        yields `contended`, which turns true as soon as a participant queues (or, with several slots,
-        takes another one): the background work should then stop at its next chance and leave the block,
-        which hands the slot to the first in line at once. Participants' `slot()` calls never wait behind
-        anything but the background work's current step.
+        Yields None (taking nothing) when it is not idle; otherwise yields `contended`, which turns true as
+        soon as a participant presses Train: the background work should stop at its next step and leave the
+        block. Participants never wait for it: their `slot()` does not count background work, so a Train
+        starts at once and shares the CPU only with the background's current step (measured in
+        bench/bench_warm_lessons.py); waiting for that step instead cost up to the step's whole length.
         """
         with self._cond:
-            if self._running or self._queue:
-                taken = False
-            else:
-                taken = True
-                self._running += 1
+            taken = self._running == 0 and not self._queue and self._background == 0
+            if taken:
                 self._background += 1
         if not taken:
             yield None
@@ -71,7 +70,6 @@ class TrainingGate:
             yield self.contended
         finally:
             with self._cond:
-                self._running -= 1
                 self._background -= 1
                 self._cond.notify_all()
 

@@ -1,13 +1,15 @@
 """Warm lessons: after a server starts, train every lesson into the shared sweep cache in the background,
 so that a participant's first click on a lesson is a cache hit instead of a cold sweep in front of a class.
 
-It only ever uses the training gate when the gate is idle (`TrainingGate.idle_slot`), and gives the slot
-back as soon as a participant queues: between two epochs (the trainer's `cancelled` hook), or between two
-batches of a feature extraction (the progress hook raises). A sweep stopped that way is never cached (it
-is not what the lesson shows) and is trained again from its start once the gate has been idle a while.
-What a participant can still wait behind is one uninterruptible step: an epoch (the fine-tuning lesson's
-whole-base epoch is the longest), a lesson's head set-up before its first epoch, one extraction batch, or
-building a backbone (the page would have built it too). `bench/bench_warm_lessons.py` measures them.
+It only starts a sweep when the training gate is idle (`TrainingGate.idle_slot`: nobody training or
+queued), and stops as soon as a participant presses Train: between two epochs (the trainer's `cancelled`
+hook), or between two batches of a feature extraction (the progress hook raises). A sweep stopped that way
+is never cached (it is not what the lesson shows) and is trained again from its start once the gate has
+been idle a while. The participant does not wait for that: the gate lets their Train start at once, and it
+shares the CPU only with the warm-up's current step, which cannot be stopped midway: an epoch (the
+fine-tuning lesson's whole-base epoch), a lesson's head set-up and first epoch (the fine-tuning lesson's
+traces a whole base: the longest), one extraction batch, or building a backbone (the page would have built
+it too). `bench/bench_warm_lessons.py` measures them and what they cost a participant.
 
 A lesson's jobs are the seeds its Lessons page click runs by default. Lessons whose base trains
 (fine-tuning: seconds per epoch, not milliseconds) come last, so the quick ones are ready first.
