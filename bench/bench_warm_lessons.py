@@ -70,8 +70,28 @@ def main() -> int:
     timeline: dict[str, list[tuple[float, dict]]] = {}
     job_seconds: dict[str, float] = {}
 
+    during: dict[str, float] = {}  # what a participant met during the warm-up's longest step (see 4.)
+    helpers: list[threading.Thread] = []
+
     def observe(job: WarmJob, event: dict) -> None:
         timeline.setdefault(job.label, []).append((time.perf_counter(), event))
+        if job.trains_base and event["stage"] == "features" and event["fraction"] == 1.0 and not helpers:
+            # The fine-tuning sweep's set-up and first epoch come next: in a fresh process, one step of ~20 s
+            # (tracing a whole base's training step). A participant presses Train on the first lesson now.
+            first = lessons[0].experiment
+
+            def participant() -> None:
+                data, bb = data_for(first.dataset, first.task), backbone_for(first.backbone, first.input_size)
+                time.sleep(0.5)  # inside the step, not before it
+                t = time.perf_counter()
+                hit = train_shared(first.heads, data, bb, first.epochs, first.seed, training_gate=gate)
+                during["cache hit"] = time.perf_counter() - t if hit.shared else float("nan")
+                t = time.perf_counter()
+                train_shared(first.heads, data, bb, first.epochs, 2000, training_gate=gate)
+                during["train"] = time.perf_counter() - t
+
+            helpers.append(threading.Thread(target=participant))
+            helpers[0].start()
 
     class Timed(LessonWarmer):
         def warm(self, job: WarmJob) -> str:
@@ -88,6 +108,8 @@ def main() -> int:
     t0 = time.perf_counter()
     warmer.run()
     t_warm = time.perf_counter() - t0
+    for h in helpers:
+        h.join()
     print(f"\n1. warm-up: {len(jobs)} sweeps in {t_warm:.1f} s ({warmer.stats.count(WARMED)} warmed, "
           f"failed: {warmer.stats.failed or 'none'})")
     for what, s in loads.items():
@@ -135,17 +157,37 @@ def main() -> int:
                       f"{later:.2f} s, longest extraction batch {batch:.2f} s"))
     for _, text in sorted(worst, reverse=True)[:6]:
         print("   " + text)
+    if during:
+        first = lessons[0].experiment
+        t = time.perf_counter()
+        train_shared(first.heads, data_for(first.dataset, first.task), backbone_for(first.backbone, first.input_size),
+                     first.epochs, 2001, training_gate=gate)
+        alone = time.perf_counter() - t
+        print(f"   during the fine-tuning warm sweep's set-up + epoch 1 (fresh process): {lessons[0].id} served from "
+              f"the cache in {during['cache hit']:.3f} s; the same Train at a new seed {during['train']:.2f} s "
+              f"(alone, after the warm-up: {alone:.2f} s, {during['train'] / alone:.1f}×)")
     print(f"   backbone builds (inside the warm-up's slot): longest {max((v for k, v in loads.items() if k.startswith('backbone')), default=0):.2f} s")
 
-    print(f"\n   measured: a Train arriving at {args.arrivals} evenly spread moments of a warm sweep waits")
+    print(f"\n   measured: a participant's Train (the same lesson at a seed nobody ran) arriving at {args.arrivals} "
+          "evenly spread moments of a warm sweep, against the same Train alone")
     targets = [les for les in lessons if les is lessons[0] or les.id == "fine-tuning"]
     for les in targets:
         job = next(j for j in jobs if j.lesson == les.id)
+        data, bb = data_for(job.dataset, job.task), backbone_for(job.backbone, job.input_size)
+
+        def participant(seed: int, job=job, data=data, bb=bb) -> tuple[float, float]:
+            """(seconds to a training slot, seconds of the whole Train) through the page's lib path."""
+            t, started = time.perf_counter(), []
+            train_shared(job.heads, data, bb, job.epochs, seed, training_gate=gate,
+                         on_start=lambda s=started: s.append(time.perf_counter()))
+            return started[0] - t, time.perf_counter() - t
+
         sweep_cache.clear()
         t = time.perf_counter()
         LessonWarmer([job], data_for=data_for, backbone_for=backbone_for, training_gate=gate).warm(job)
-        full = time.perf_counter() - t  # this sweep alone, features and backbone loaded: the span arrivals cover
-        waits, outcomes = [], []
+        full = time.perf_counter() - t  # this warm sweep alone (traced, features in memory): the span arrivals cover
+        alone = participant(1000)[1]
+        rows = []
         for i in range(args.arrivals):
             sweep_cache.clear()
             w = LessonWarmer([job], data_for=data_for, backbone_for=backbone_for, training_gate=gate)
@@ -153,13 +195,12 @@ def main() -> int:
             thread = threading.Thread(target=lambda w=w, r=result, j=job: r.append(w.warm(j)))
             thread.start()
             time.sleep(full * (i + 0.5) / args.arrivals)
-            t = time.perf_counter()
-            with gate.slot(poll=0.01):
-                waits.append(time.perf_counter() - t)
+            to_slot, total = participant(1001 + i)
             thread.join()
-            outcomes.append(result[0])
-        print(f"   {job.label} ({full:.1f} s warm): waits {', '.join(f'{x:.2f}' for x in waits)} s "
-              f"(max {max(waits):.2f} s; outcomes {', '.join(outcomes)})")
+            rows.append((to_slot, total, result[0]))
+        print(f"   {job.label}: warm sweep alone {full:.2f} s, participant's Train alone {alone:.2f} s; arriving "
+              f"during the warm sweep: " + "; ".join(f"slot after {a:.3f} s, Train {b:.2f} s ({c})" for a, b, c in rows)
+              + f" — at worst {max(b for _, b, _ in rows) / alone:.2f}× its time alone")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     return 0
 
