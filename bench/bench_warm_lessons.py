@@ -74,7 +74,7 @@ def main() -> int:
     helpers: list[threading.Thread] = []
 
     def observe(job: WarmJob, event: dict) -> None:
-        timeline.setdefault(job.label, []).append((time.perf_counter(), event))
+        timeline.setdefault(attempt[0], []).append((time.perf_counter(), event))
         if job.trains_base and event["stage"] == "features" and event["fraction"] == 1.0 and not helpers:
             # The fine-tuning sweep's set-up and first epoch come next: in a fresh process, one step of ~20 s
             # (tracing a whole base's training step). A participant presses Train on the first lesson now.
@@ -93,11 +93,15 @@ def main() -> int:
             helpers.append(threading.Thread(target=participant))
             helpers[0].start()
 
+    attempt = [""]  # the warm-up's current attempt at a job, as the timeline names it
+
     class Timed(LessonWarmer):
         def warm(self, job: WarmJob) -> str:
+            tries = sum(k.startswith(job.label) for k in timeline) + 1
+            attempt[0] = job.label + (f" attempt {tries}" if tries > 1 else "")
             t = time.perf_counter()
             outcome = super().warm(job)
-            job_seconds[job.label] = time.perf_counter() - t
+            job_seconds[job.label] = job_seconds.get(job.label, 0.0) + time.perf_counter() - t
             return outcome
 
     print(f"{len(lessons)} lessons, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start, "

@@ -116,23 +116,32 @@ def test_the_jobs_are_each_lessons_default_seeds_with_the_base_training_lessons_
 
 
 # ---- the gate's idle slot ----------------------------------------------------------------------------
-def test_the_idle_slot_is_taken_only_when_nobody_trains_or_waits_and_never_holds_a_participant_back():
+def test_the_idle_slot_is_taken_only_when_nobody_trains_or_waits_and_gives_way_to_a_participant():
     gate = TrainingGate(1)
+    gate.background_grace = WAIT  # the participant waits for the background work to leave
     with gate.idle_slot() as contended:
         assert contended is not None and not contended()
         with gate.idle_slot() as second:
             assert second is None  # one piece of background work at a time
         someone = Participant(gate).queue()
-        assert someone.holding.is_set()  # the participant's Train did not wait for the background work
-        assert contended()  # which is told to stop at its next step
+        assert gate.waiting() == 1 and contended()  # told to stop at its next step
         with gate.idle_slot() as meanwhile:
             assert meanwhile is None
+    assert someone.holding.wait(WAIT)  # leaving the block let the participant in at once
     with gate.idle_slot() as contended:
-        assert contended is None  # a participant still trains
+        assert contended is None  # a participant trains
     someone.done()
     assert gate.idle()
+
+
+def test_a_participant_trains_alongside_background_work_that_does_not_leave_within_the_grace():
+    gate = TrainingGate(1)
+    gate.background_grace = 0.05
     with gate.idle_slot() as contended:
-        assert contended is not None
+        someone = Participant(gate).queue()
+        assert someone.holding.wait(WAIT)  # while the background work still holds its place
+        assert contended() and gate.running() == 1  # background work never counts against the slots
+        someone.done()
 
 
 # ---- warming -------------------------------------------------------------------------------------------
@@ -188,6 +197,7 @@ def test_a_warm_sweep_stops_between_epochs_when_someone_queues_is_not_cached_and
     job, data = jobs[0], toy("multiclass")
     key = key_of(job, data, tiny_backbone)
     gate = TrainingGate(1)
+    gate.background_grace = WAIT  # the participant waits for the warm sweep to leave, however slow the machine
     epochs_seen: list[int] = []
     at_slot: dict = {}
     someone: list[Participant] = []
@@ -198,11 +208,10 @@ def test_a_warm_sweep_stops_between_epochs_when_someone_queues_is_not_cached_and
         epochs_seen.append(event["epoch"])
         if event["epoch"] == 2 and not someone:  # a participant presses Train during epoch 2
             p = Participant(gate)
-            someone.append(p.queue())  # it trains at once; the warm sweep learns it after this epoch
+            someone.append(p.queue())  # queued: the warm sweep learns it after this epoch
 
             def when_the_warm_up_has_yielded() -> None:
-                while not w.stats.count(YIELDED):
-                    p.release.wait(0.01)
+                p.holding.wait(WAIT)
                 at_slot.update(epochs=max(epochs_seen), cached=sweep_cache.get(key))
                 p.done()
 

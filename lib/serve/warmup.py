@@ -5,11 +5,12 @@ It only starts a sweep when the training gate is idle (`TrainingGate.idle_slot`:
 queued), and stops as soon as a participant presses Train: between two epochs (the trainer's `cancelled`
 hook), or between two batches of a feature extraction (the progress hook raises). A sweep stopped that way
 is never cached (it is not what the lesson shows) and is trained again from its start once the gate has
-been idle a while. The participant does not wait for that: the gate lets their Train start at once, and it
-shares the CPU only with the warm-up's current step, which cannot be stopped midway: an epoch (the
-fine-tuning lesson's whole-base epoch), a lesson's head set-up and first epoch (the fine-tuning lesson's
-traces a whole base: the longest), one extraction batch, or building a backbone (the page would have built
-it too). `bench/bench_warm_lessons.py` measures them and what they cost a participant.
+been idle a while. The participant waits for that step at most `TrainingGate.background_grace` (2 s),
+then trains alongside it. The steps that cannot be stopped midway: an epoch (the fine-tuning lesson's
+whole-base epoch, ~1.5–2 s), a lesson's head set-up and first epoch (the fine-tuning lesson's traces a
+whole base: ~20 s in a fresh process, the longest), one extraction batch (~1 s), or building a backbone
+(~1 s; the page would have built it too). `bench/bench_warm_lessons.py` measures them and what they cost
+a participant.
 
 A lesson's jobs are the seeds its Lessons page click runs by default. Lessons whose base trains
 (fine-tuning: seconds per epoch, not milliseconds) come last, so the quick ones are ready first.
