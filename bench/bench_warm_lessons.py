@@ -136,13 +136,13 @@ def main() -> int:
     sweep_cache.clear()
     cold = {les.id: click(les) for les in lessons}
     print("\n2./3. first click per lesson: warm (served from the cache) vs cold (trained now, features cached)")
-    print(f"   {'lesson':<32} {'seeds':>5} {'warm s':>8} {'cold s':>8} {'cold/warm':>10}  warm-up s")
+    print(f"   {'lesson':<32} {'seeds':>5} {'warm ms':>8} {'cold s':>8} {'cold/warm':>10}  warm-up s")
     for les in lessons:
         (w, hit), (c, _) = warm[les.id], cold[les.id]
         spent = sum(v for k, v in job_seconds.items() if k.startswith(les.id + " ("))
-        print(f"   {les.id:<32} {click_seeds(les.experiment.seeds):>5} {w:>8.3f} {c:>8.2f} {c / w:>9.0f}×  "
+        print(f"   {les.id:<32} {click_seeds(les.experiment.seeds):>5} {1000 * w:>8.2f} {c:>8.2f} {c / w:>9.0f}×  "
               f"{spent:>8.1f}{'' if hit else '  (NOT a cache hit)'}")
-    print(f"   slowest warm click {max(w for w, _ in warm.values()):.3f} s (target ≤ 2 s); "
+    print(f"   slowest warm click {1000 * max(w for w, _ in warm.values()):.2f} ms (target ≤ 2 s, page drawing included); "
           f"cold clicks {min(c for c, _ in cold.values()):.2f}–{max(c for c, _ in cold.values()):.2f} s")
 
     print("\n4. the steps a participant's Train can wait behind (none can be stopped midway), from the warm-up:")
@@ -168,7 +168,7 @@ def main() -> int:
                      first.epochs, 2001, training_gate=gate)
         alone = time.perf_counter() - t
         print(f"   during the fine-tuning warm sweep's set-up + epoch 1 (fresh process): {lessons[0].id} served from "
-              f"the cache in {during['cache hit']:.3f} s; the same Train at a new seed {during['train']:.2f} s "
+              f"the cache in {1000 * during['cache hit']:.2f} ms; the same Train at a new seed {during['train']:.2f} s "
               f"(alone, after the warm-up: {alone:.2f} s, {during['train'] / alone:.1f}×)")
     print(f"   backbone builds (inside the warm-up's slot): longest {max((v for k, v in loads.items() if k.startswith('backbone')), default=0):.2f} s")
 
