@@ -275,3 +275,17 @@ def test_warm_up_errors_are_logged_and_never_stop_the_thread_or_the_other_lesson
 def test_headlab_warm_lessons_0_turns_the_warm_up_off(monkeypatch):
     monkeypatch.setenv("HEADLAB_WARM_LESSONS", "0")
     assert start_warmup([lesson("off", "binary", ("learning_rate=0.01",))]) is None
+
+
+def test_the_shared_cache_is_bounded_by_bytes_as_well_as_by_count(monkeypatch, toy, tiny_backbone):
+    sweep = train([parse_head_string("binary", "learning_rate=0.01")], toy("binary"), epochs=2, seed=0,
+                  loaded=tiny_backbone)
+    size = sweep_cache.sweep_bytes(sweep)
+    assert size >= sum(a.nbytes for a in sweep.runs[0].snapshots.values()) + sweep.y_val.nbytes
+    monkeypatch.setattr(sweep_cache, "MAX_BYTES", int(2.5 * size))
+    for k in range(4):
+        sweep_cache.put(("k", k), sweep)
+    assert sweep_cache.stats() == (2, 2 * size)  # the two least recently used went first
+    assert sweep_cache.get(("k", 0)) is None and sweep_cache.get(("k", 3)) is sweep
+    sweep_cache.put(("k", 3), sweep)  # the same key again replaces, never counts twice
+    assert sweep_cache.stats() == (2, 2 * size)
