@@ -41,6 +41,25 @@ def _imports_ready() -> None:
             warm.join()
 
 
+def _join_box() -> None:
+    """Join a room by its code (for a participant who cannot scan the projector's QR code)."""
+    from lib.common.errors import HeadLabError
+    from lib.common.text import md_message
+    from ui.room import room_store
+
+    with st.container(border=True):
+        st.markdown("**In a workshop?** Type the room code your teacher shows.")
+        row = st.container(horizontal=True, vertical_alignment="bottom")
+        typed = row.text_input("Room code", key="home-room-code", placeholder="e.g. ABC234", max_chars=12)
+        if row.button("Join room", key="home-join", icon=":material/login:"):
+            try:
+                room = room_store().room(typed)
+            except HeadLabError as e:  # unknown, expired or mistyped: one line, and the box stays
+                st.error(md_message(e))
+            else:
+                st.switch_page(ROOM_PAGE, query_params={"code": room.code})
+
+
 def home() -> None:
     from ui.components import projector_css
 
@@ -51,6 +70,7 @@ def home() -> None:
         "loss and initializer, train several heads side by side on a pretrained backbone in seconds, and see "
         "what each one *really* outputs — not just whether its loss fell."
     )
+    _join_box()
     c1, c2 = st.columns(2)
     with c1:
         if st.button("Start here: the first lesson", type="primary", icon=":material/play_arrow:"):
@@ -83,11 +103,17 @@ HOME_PAGE = st.Page(home, title="Home", icon=":material/home:", default=True)
 EXPERIMENT_PAGE = st.Page("pages/experiment.py", title="Experiment", icon=":material/tune:", url_path="experiment")
 LESSONS_PAGE = st.Page("pages/lessons.py", title="Lessons", icon=":material/school:", url_path="lessons")
 DATA_PAGE = st.Page("pages/data.py", title="Data", icon=":material/photo_library:", url_path="data")
+ROOM_PAGE = st.Page("pages/room.py", title="Room", icon=":material/groups:", url_path="room")
+
+# A teacher's link opens the room for the projector: large text unless the teacher turns it off (set
+# before the toggle is drawn, which then owns the key).
+if "projector" not in st.session_state and st.query_params.get("teacher"):
+    st.session_state["projector"] = True
 
 with st.sidebar:
     st.toggle("Projector mode (large text)", key="projector")
 
-page = st.navigation([HOME_PAGE, LESSONS_PAGE, EXPERIMENT_PAGE, DATA_PAGE])
+page = st.navigation([HOME_PAGE, LESSONS_PAGE, EXPERIMENT_PAGE, DATA_PAGE, ROOM_PAGE])
 if page is not HOME_PAGE:  # Home draws its text first and waits before it needs Keras
     _imports_ready()
 page.run()

@@ -26,6 +26,7 @@ from ui.components import (
     task_data,
     verdict_badge,
 )
+from ui.room import share_button, teach_button
 from ui.seeds import render_seed_spread, seeds_picker, train_seeds_with_progress
 
 ensure_app_navigation()
@@ -152,6 +153,21 @@ except Exception:  # a page never breaks over its URL
 
 
 
+def _room_buttons(exp: Experiment) -> None:
+    """'Teach this to a room' (its question: which head ends best) and, in a joined room, 'Share my experiment'."""
+    from lib.workshop import MIN_HEADS, experiment_subject
+
+    upload = exp.dataset.startswith(UPLOAD_PREFIX)
+    row = st.container(horizontal=True)
+    if upload:
+        teach_button(row, None, "A room's experiment must be on a sample dataset: uploaded images stay in your session.")
+    elif len(exp.heads) < MIN_HEADS:
+        teach_button(row, None, "Add a second head: the room's question is which head ends best.")
+    else:
+        teach_button(row, experiment_subject(exp))
+    share_button(row, exp, upload)
+
+
 @st.fragment
 def train_and_results() -> None:
     """Train and the results. A fragment: pressing Train (or changing the results view) reruns only
@@ -168,6 +184,7 @@ def train_and_results() -> None:
         st.rerun()
     exp = ss["exp"] = exp.with_(seeds=seeds_picker(row, "x_seeds", exp.seeds))  # repeat over N seeds
     train_clicked = row.button("Train", type="primary", icon=":material/play_arrow:", key="train")
+    _room_buttons(exp)
 
     if train_clicked:
         rep = train_seeds_with_progress(exp, key="exp")

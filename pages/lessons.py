@@ -9,6 +9,7 @@ from lib.data.samples import load_sample
 from lib.heads.naming import distinct_labels
 from lib.heads.pairings import verdict_for
 from lib.lessons import LESSONS, SHOWS_EPOCH_TIMES, epoch_time_text, get_lesson
+from lib.workshop import lesson_subject
 from ui.components import (
     ensure_app_navigation,
     keep_keras_state,
@@ -16,6 +17,7 @@ from ui.components import (
     render_results,
     verdict_badge,
 )
+from ui.room import teach_button
 from ui.seeds import render_seed_spread, seeds_picker, train_seeds_with_progress
 
 ensure_app_navigation()
@@ -42,6 +44,10 @@ lesson = get_lesson(lesson_id)
 exp = lesson.experiment
 
 st.subheader(lesson.question)
+if getattr(lesson, "article", ""):  # a seed article's own code: which, and what this server had to change
+    st.caption(f"From the seed article: {md_escape(lesson.article)}")
+if getattr(lesson, "substitution", ""):
+    st.info(md_escape(lesson.substitution), icon=":material/swap_horiz:")
 st.markdown(f"**Look for:** {lesson.look_for}")
 n_outputs = load_sample(exp.dataset, exp.task).n_outputs
 cols = st.columns(len(exp.heads))
@@ -67,6 +73,7 @@ if position + 1 < len(ids):
 
     row.button(f"Next lesson: {get_lesson(ids[position + 1]).title}", icon=":material/arrow_forward:",
                key="next-lesson", on_click=_next_lesson)
+teach_button(row, lesson_subject(lesson_id))
 
 if run:
     rep = train_seeds_with_progress(exp.with_(seeds=n_seeds), key="lesson")
