@@ -16,7 +16,7 @@ from lib.experiment import Experiment
 from lib.heads.config import parse_head_string
 from lib.serve import sweep_cache
 from lib.serve.gate import TrainingGate
-from lib.serve.shared_training import shared_key, train_shared
+from lib.serve.shared_training import find_shared, shared_key, train_shared
 from lib.serve.warmup import (
     BUSY,
     FOUND,
@@ -163,6 +163,8 @@ def test_after_the_warm_up_a_lesson_click_comes_from_the_cache_and_equals_traini
                              training_gate=gate)
         assert click.shared and not started  # a cache hit: nothing trained for the click
         assert [r.config.name for r in click.sweep.runs] == [h.name for h in mine]
+        assert [r.config.name for r in find_shared(mine, data, tiny_backbone, job.epochs, job.seed).runs] == \
+            [h.name for h in mine]  # the look-up alone (a room's participant after the reveal)
         direct = train(job.heads, data, epochs=job.epochs, seed=job.seed, loaded=tiny_backbone)
         assert_same_sweep(click.sweep, direct)
     # a second warm-up finds everything cached and trains nothing

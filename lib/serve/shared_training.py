@@ -37,6 +37,13 @@ def shared_key(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBackbo
                                  owner=owner)
 
 
+def find_shared(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBackbone, epochs: int, seed: int,
+                owner: str = "") -> SweepResult | None:
+    """The shared sweep as the requester's own (their head names), if the server holds it; never trains."""
+    found = sweep_cache.get(shared_key(heads, data, loaded, epochs, seed, owner))
+    return None if found is None else sweep_cache.for_requester(found, tuple(heads))
+
+
 def train_shared(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBackbone, epochs: int, seed: int,
                  owner: str = "", *, on_wait: Callable[[int], None] | None = None,
                  on_start: Callable[[], None] | None = None, progress: ProgressFn | None = None,
