@@ -161,12 +161,17 @@ def test_after_the_warm_up_a_lesson_click_comes_from_the_cache_and_equals_traini
         started: list[int] = []
         click = train_shared(mine, data, tiny_backbone, job.epochs, job.seed, on_start=lambda s=started: s.append(1),
                              training_gate=gate)
-        assert click.shared and not started  # a cache hit: nothing trained for the click
+        assert click.shared and click.warmed and not started  # a cache hit: nothing trained for the click
         assert [r.config.name for r in click.sweep.runs] == [h.name for h in mine]
         assert [r.config.name for r in find_shared(mine, data, tiny_backbone, job.epochs, job.seed).runs] == \
             [h.name for h in mine]  # the look-up alone (a room's participant after the reveal)
         direct = train(job.heads, data, epochs=job.epochs, seed=job.seed, loaded=tiny_backbone)
         assert_same_sweep(click.sweep, direct)
+    # a sweep a participant trained is shared, but not as the warm-up's
+    other = tuple(h.with_(learning_rate=0.05) for h in jobs[0].heads)
+    assert not train_shared(other, toy("binary"), tiny_backbone, 3, 0, training_gate=gate).shared
+    next_click = train_shared(other, toy("binary"), tiny_backbone, 3, 0, training_gate=gate)
+    assert next_click.shared and not next_click.warmed
     # a second warm-up finds everything cached and trains nothing
     again = warmer(toy, tiny_backbone, jobs, gate)
     again.run()

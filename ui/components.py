@@ -293,7 +293,7 @@ def train_with_progress(exp: Experiment, key: str):
         owner = session_id() if exp.dataset.startswith(UPLOAD_PREFIX) else ""  # uploads are never shared
         clicked = train_shared(exp.heads, data, bb, exp.epochs, exp.seed, owner, on_wait=on_wait,
                                on_start=lambda: bar.progress(0.0, text="Starting…"), progress=on_progress)
-        sweep, shared = clicked.sweep, clicked.shared
+        sweep, shared, warmed = clicked.sweep, clicked.shared, clicked.warmed
     except HeadLabError as e:
         status.error(md_message(e))  # may quote a head's name
         return None
@@ -308,6 +308,8 @@ def train_with_progress(exp: Experiment, key: str):
     features = "from cache" if t["features_cached"] else f"extracted in {t['features_seconds']:.1f} s"
     again = " Someone ran exactly this sweep before: same settings and seed, same curves, shown at once." \
         if shared else ""
+    if warmed:  # the server's own warm-up, not another participant
+        again = " The server trained this lesson ahead of time: same settings and seed, same curves, shown at once."
     heads = f"{len(sweep.runs)} head{'s' if len(sweep.runs) != 1 else ''}"
     status.success(f"Trained {heads} × {sweep.epochs} epochs in {t['training_seconds']:.1f} s "
                    f"(features {features}).{again}")

@@ -24,6 +24,16 @@ class SharedSweep:
 
     sweep: SweepResult
     shared: bool  # True: found in the shared cache (another session or the warm-up trained it), not trained now
+    warmed: bool = False  # True: the lesson warm-up trained it ahead of time (no one had clicked it yet)
+
+
+# Keys the lesson warm-up put in the cache (at most one per lesson seed), so a page can say who ran a sweep.
+_WARMED: set[tuple] = set()
+
+
+def mark_warmed(key: tuple) -> None:
+    """Record that the warm-up, not a participant, trained the sweep under `key`."""
+    _WARMED.add(key)
 
 
 def shared_key(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBackbone, epochs: int, seed: int,
@@ -71,6 +81,7 @@ def train_shared(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBack
                     on_start()
                 sweep = annotate(train(heads, data, epochs=epochs, seed=seed, loaded=loaded, progress=progress))
                 sweep_cache.put(key, sweep)
+                _WARMED.discard(key)  # trained by this click (the warm-up's copy had been evicted)
                 return SharedSweep(sweep, shared=False)
     # the same heads, data and seed give the same curves: no need to train again
-    return SharedSweep(sweep_cache.for_requester(found, heads), shared=True)
+    return SharedSweep(sweep_cache.for_requester(found, heads), shared=True, warmed=key in _WARMED)

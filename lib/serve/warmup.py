@@ -35,7 +35,7 @@ from lib.data.taskdata import TaskData
 from lib.heads.config import HeadConfig
 from lib.serve import sweep_cache
 from lib.serve.gate import TrainingGate, gate
-from lib.serve.shared_training import shared_key
+from lib.serve.shared_training import mark_warmed, shared_key
 from lib.train.seeds import SEED_CHOICES, seed_range
 
 log = logging.getLogger("headlab.warmup")
@@ -274,6 +274,7 @@ class LessonWarmer:
             if sweep.stopped:  # fewer epochs than the lesson's: not what its click shows, never cached
                 return YIELDED if asked else STOPPED
             sweep_cache.put(key, annotate(sweep))
+            mark_warmed(key)
             return WARMED
 
 
