@@ -260,10 +260,7 @@ def train_with_progress(exp: Experiment, key: str):
     """
     import pandas as pd
 
-    from lib.serve import sweep_cache
-    from lib.serve.gate import gate
-    from lib.train.diagnostics import annotate
-    from lib.train.trainer import check_budget, train
+    from lib.serve.shared_training import train_shared
 
     status = st.empty()
     bar = st.progress(0.0, text="Waiting for a training slot…")
@@ -294,19 +291,9 @@ def train_with_progress(exp: Experiment, key: str):
         data = task_data(exp.dataset, exp.task)
         bb = shared_backbone(exp.backbone, exp.input_size)
         owner = session_id() if exp.dataset.startswith(UPLOAD_PREFIX) else ""  # uploads are never shared
-        key = sweep_cache.sweep_key(exp.heads, data, bb.name, bb.size, bb.weights, exp.epochs, exp.seed, owner=owner)
-        shared = sweep_cache.get(key)
-        if shared is None:
-            check_budget(exp.heads, data, bb, exp.epochs)  # a refusal says so now, not after the queue
-            with gate().slot(on_wait=on_wait):
-                shared = sweep_cache.get(key)  # someone ahead in the queue may have run the same sweep
-                if shared is None:
-                    bar.progress(0.0, text="Starting…")
-                    sweep = annotate(train(exp.heads, data, epochs=exp.epochs, seed=exp.seed, loaded=bb,
-                                           progress=on_progress))
-                    sweep_cache.put(key, sweep)
-        if shared is not None:  # the same heads, data and seed give the same curves: no need to train again
-            sweep = sweep_cache.for_requester(shared, exp.heads)
+        clicked = train_shared(exp.heads, data, bb, exp.epochs, exp.seed, owner, on_wait=on_wait,
+                               on_start=lambda: bar.progress(0.0, text="Starting…"), progress=on_progress)
+        sweep, shared, warmed = clicked.sweep, clicked.shared, clicked.warmed
     except HeadLabError as e:
         status.error(md_message(e))  # may quote a head's name
         return None
@@ -320,7 +307,9 @@ def train_with_progress(exp: Experiment, key: str):
     t = sweep.timing
     features = "from cache" if t["features_cached"] else f"extracted in {t['features_seconds']:.1f} s"
     again = " Someone ran exactly this sweep before: same settings and seed, same curves, shown at once." \
-        if shared is not None else ""
+        if shared else ""
+    if warmed:  # the server's own warm-up, not another participant
+        again = " The server trained this lesson ahead of time: same settings and seed, same curves, shown at once."
     heads = f"{len(sweep.runs)} head{'s' if len(sweep.runs) != 1 else ''}"
     status.success(f"Trained {heads} × {sweep.epochs} epochs in {t['training_seconds']:.1f} s "
                    f"(features {features}).{again}")

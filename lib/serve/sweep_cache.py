@@ -16,9 +16,15 @@ from lib.data.taskdata import TaskData
 from lib.heads.config import HeadConfig
 from lib.train.trainer import SweepResult, name_runs
 
-MAX_SWEEPS = 32
-_CACHE: OrderedDict[tuple, SweepResult] = OrderedDict()
+# Every lesson's default seeds (14 lessons now: 40 sweeps, warmed at server start by lib/serve/warmup.py)
+# with room for as many of the participants' own. A lesson's sweep holds ~0.1–0.3 MB (its snapshots: the
+# validation outputs at a few epochs; measured by bench/bench_warm_lessons.py), but an upload's can hold
+# far more (5,000 images × 100 classes), so the bytes are bounded too, least recently used out first.
+MAX_SWEEPS = 96
+MAX_BYTES = 256 * 2**20
+_CACHE: OrderedDict[tuple, tuple[SweepResult, int]] = OrderedDict()  # key -> (sweep, its bytes)
 _LOCK = threading.Lock()
+_bytes = 0
 
 
 def sweep_key(heads: tuple[HeadConfig, ...], data: TaskData, backbone: str, input_size: int, weights: str,
@@ -40,23 +46,48 @@ def for_requester(shared: SweepResult, heads: tuple[HeadConfig, ...]) -> SweepRe
     return replace(shared, runs=name_runs(runs))
 
 
+def sweep_bytes(sweep: SweepResult) -> int:
+    """What a sweep holds in memory, near enough: its arrays (snapshots, targets) and its per-epoch
+    numbers (a Python float in a list: ~32 bytes)."""
+    arrays = sweep.y_val.nbytes + sweep.y_train.nbytes
+    numbers = 0
+    for run in sweep.runs:
+        arrays += sum(getattr(a, "nbytes", 0) for a in run.snapshots.values())
+        numbers += sum(len(v) for v in run.history.values()) + len(run.epoch_seconds)
+    return arrays + 32 * numbers
+
+
 def get(key: tuple) -> SweepResult | None:
     with _LOCK:
-        sweep = _CACHE.get(key)
-        if sweep is not None:
-            _CACHE.move_to_end(key)
-        return sweep
+        entry = _CACHE.get(key)
+        if entry is None:
+            return None
+        _CACHE.move_to_end(key)
+        return entry[0]
 
 
 def put(key: tuple, sweep: SweepResult) -> None:
     """Keep a finished sweep (a head Keras refused is refused again, so errors are kept too)."""
+    global _bytes
+    size = sweep_bytes(sweep)
     with _LOCK:
-        _CACHE[key] = sweep
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > MAX_SWEEPS:
-            _CACHE.popitem(last=False)
+        old = _CACHE.pop(key, None)
+        if old is not None:
+            _bytes -= old[1]
+        _CACHE[key] = (sweep, size)
+        _bytes += size
+        while len(_CACHE) > 1 and (len(_CACHE) > MAX_SWEEPS or _bytes > MAX_BYTES):
+            _bytes -= _CACHE.popitem(last=False)[1][1]
+
+
+def stats() -> tuple[int, int]:
+    """(sweeps, bytes) held now."""
+    with _LOCK:
+        return len(_CACHE), _bytes
 
 
 def clear() -> None:
+    global _bytes
     with _LOCK:
         _CACHE.clear()
+        _bytes = 0
