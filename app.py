@@ -28,6 +28,11 @@ def _warm_up() -> threading.Thread:
         import PIL.Image  # noqa: F401
         import plotly.graph_objects  # noqa: F401
 
+        # then every lesson's sweeps, in a thread of their own (lib/serve/warmup.py)
+        from ui.warm import warm_lessons
+
+        warm_lessons()
+
     thread = threading.Thread(target=work, name="headlab-warm-up", daemon=True)
     thread.start()
     return thread

@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the app warms every lesson in the background at start (lib/serve/warmup.py): off, so this measures only its own clicks
+os.environ.setdefault("HEADLAB_WARM_LESSONS", "0")
 
 HEADS = ["activation=sigmoid", "activation=softmax,units=1",
          "activation=softmax,units=2,loss=sparse_categorical_crossentropy", "activation=linear,from_logits=true"]

@@ -10,9 +10,13 @@ mode and then in projector mode, and prints any chart whose legend or axis label
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
+
+# the app warms every lesson in the background at start (lib/serve/warmup.py): off, so each click's time is its own
+os.environ.setdefault("HEADLAB_WARM_LESSONS", "0")
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
