@@ -131,16 +131,16 @@ def shared_result(exp):
     reveal, the teacher), else None. Nothing is trained or queued, and nothing is drawn: a participant's
     page after the reveal only looks its results up. (A room's experiments are on sample data, which
     every session shares, so the cache key has no owner.)"""
-    from lib.serve import sweep_cache
+    from lib.serve.shared_training import find_shared
     from lib.train.seeds import SeedSweeps, seed_range
     from ui.components import shared_backbone, task_data
 
     data = task_data(exp.dataset, exp.task)
     bb = shared_backbone(exp.backbone, exp.input_size)
     sweeps = []
-    for seed in seed_range(exp.seed, exp.seeds):
-        shared = sweep_cache.get(sweep_cache.sweep_key(exp.heads, data, bb.name, bb.size, bb.weights, exp.epochs, seed))
+    for seed in seed_range(exp.seed, exp.seeds):  # the same key as a click's (lib/serve/shared_training.py)
+        shared = find_shared(exp.heads, data, bb, exp.epochs, seed)
         if shared is None:
             return None
-        sweeps.append(sweep_cache.for_requester(shared, exp.heads))
+        sweeps.append(shared)
     return SeedSweeps(tuple(sweeps))
