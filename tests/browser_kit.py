@@ -1,13 +1,15 @@
-"""What the browser tests and scripts/screenshot_lessons.py share: starting the app, Chromium's flags,
+"""What the browser tests and scripts/screenshot_lessons.py share: starting the app, Chromium and its flags,
 projector mode, and the check for chart text drawn past its box."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +24,20 @@ CLIPPED = """plot => {
                        return r.right > box.right + 1 || r.left < box.left - 1 || r.bottom > box.bottom + 1; })
         .map(t => t.textContent);
 }"""
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under Playwright with the project's flags; fails (never skips) when it is missing."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs Debian's chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

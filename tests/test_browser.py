@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from browser_kit import ARGS, CHROMIUM, CLIPPED, ROOT, projector_on, start_app, stop_app
-from playwright.sync_api import sync_playwright
+from browser_kit import CLIPPED, ROOT, chromium, projector_on, start_app, stop_app
 
 SHOTS = ROOT / "test-results"
 
@@ -32,11 +30,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs Debian's chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _traces(plot, selector: str) -> int:

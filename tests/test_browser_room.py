@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
-from browser_kit import ARGS, CHROMIUM, ROOT, start_app, stop_app
-from playwright.sync_api import sync_playwright
+from browser_kit import ROOT, chromium, start_app, stop_app
 
 SHOTS = ROOT / "test-results"
 LESSON = "softmax-one-unit"  # the lesson test_browser.py runs too: its features are on disk by then
@@ -45,11 +43,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), "Chromium is missing: `make test` installs Debian's chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _main(page):
