@@ -4,6 +4,7 @@ projector mode, and the check for chart text drawn past its box."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -73,6 +74,18 @@ def stop_app(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@contextlib.contextmanager
+def app_server(log_path: Path, port: int | None = None) -> Iterator[str]:
+    """The app with this process's environment (the suite's own cache dir, so its room database, and offline
+    Keras home), its output in `log_path`: yields its URL, stops it afterwards; RuntimeError if it never starts."""
+    with open(log_path, "w") as log:
+        proc, url = start_app(log, dict(os.environ), port=port)
+        try:
+            yield url
+        finally:
+            stop_app(proc)
 
 
 def projector_on(page) -> bool:

@@ -6,26 +6,19 @@ Screenshots land in test-results/ (look at them: they are what a workshop sees).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 import pytest
-from browser_kit import CLIPPED, ROOT, chromium, projector_on, start_app, stop_app
+from browser_kit import CLIPPED, ROOT, app_server, chromium, projector_on
 
 SHOTS = ROOT / "test-results"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = dict(os.environ)  # the suite's own cache dir and offline Keras home
-    with open(tmp_path_factory.mktemp("server") / "streamlit.log", "w") as log:
-        try:
-            proc, url = start_app(log, env)
-        except RuntimeError as e:
-            pytest.fail(str(e))
+    with app_server(tmp_path_factory.mktemp("server") / "streamlit.log") as url:
         yield url
-        stop_app(proc)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import os
 import re
 
 import pytest
-from browser_kit import ROOT, chromium, start_app, stop_app
+from browser_kit import ROOT, app_server, chromium
 
 SHOTS = ROOT / "test-results"
 LESSON = "softmax-one-unit"  # the lesson test_browser.py runs too: its features are on disk by then
@@ -30,15 +30,9 @@ WAIT = 60_000  # ms: generous for a loaded 2-core machine; the test waits for st
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = dict(os.environ)  # the suite's own cache dir (so its room database) and offline Keras home
     port = int(os.environ.get("HEADLAB_BROWSER_PORT", "0")) or None  # a developer's own port range
-    with open(tmp_path_factory.mktemp("server") / "streamlit.log", "w") as log:
-        try:
-            proc, url = start_app(log, env, port=port)
-        except RuntimeError as e:
-            pytest.fail(str(e))
+    with app_server(tmp_path_factory.mktemp("server") / "streamlit.log", port=port) as url:
         yield url
-        stop_app(proc)
 
 
 @pytest.fixture(scope="module")
