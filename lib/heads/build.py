@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,7 @@ _KERNEL_CLASSES = {
     "truncated_normal": "TruncatedNormal", "zeros": "Zeros", "ones": "Ones", "constant": "Constant",
 }
 _UNSEEDED = {"Zeros", "Ones", "Constant"}
+DROPOUT_SEED_OFFSET = 7  # a head's Dropout layer draws its masks from seed + 7
 
 
 def pooling_layer(pooling: str, name: str = "pool"):
@@ -64,6 +66,58 @@ def log_prior_bias(task: str, activation: str, units: int, y_train: np.ndarray) 
     return np.log(freq / (1 - freq)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class DenseSpec:
+    """One Dense layer of a head: its size, activation and seeded initializers (the one place they are set)."""
+
+    name: str
+    units: int
+    activation: str
+    kernel_initializer: object
+    bias_initializer: object
+    bias_value: np.ndarray | None = None  # assigned after building (the log-prior bias), else None
+
+
+def dense_layers(config: HeadConfig, n_outputs: int, y_train: np.ndarray, seed: int) -> tuple[list[DenseSpec], list[str]]:
+    """The head's Dense layers in order (hidden ones, then "output"), and notes about the choices made.
+
+    Dropout, when configured, sits just before the output layer (seed `seed + DROPOUT_SEED_OFFSET`)."""
+    notes: list[str] = []
+    units = config.resolved_units(n_outputs)
+    k_name, k_params = config.kernel_init()
+    specs = [DenseSpec(f"hidden_{i}", h_units, h_act, make_initializer(k_name, k_params, seed + 101 + i), "zeros")
+             for i, (h_units, h_act) in enumerate(config.hidden)]
+    b_name, b_params = config.bias_init()
+    bias_value = None
+    if b_name == "log_prior":
+        bias_value = log_prior_bias(config.task, config.activation, units, y_train)
+        if bias_value is None:
+            notes.append("log-prior bias does not fit this many units; used zeros")
+        bias_init = make_initializer("zeros", {}, seed)
+    else:
+        bias_init = make_initializer(b_name, b_params, seed + 202)
+    specs.append(DenseSpec("output", units, config.activation, make_initializer(k_name, k_params, seed + 303),
+                           bias_init, bias_value))
+    return specs, notes
+
+
+def initial_weights(config: HeadConfig, in_dim: int, n_outputs: int, y_train: np.ndarray,
+                    seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel, bias) of every Dense layer as `build_head` starts them, for a head on pooled features of
+    width `in_dim`, without building a Keras model (the stacked trainer starts many heads at once)."""
+    import keras
+
+    weights, d_in = [], in_dim
+    for spec in dense_layers(config, n_outputs, y_train, seed)[0]:
+        kernel = keras.ops.convert_to_numpy(spec.kernel_initializer((d_in, spec.units), dtype="float32"))
+        init = keras.initializers.get(spec.bias_initializer)
+        bias = (spec.bias_value if spec.bias_value is not None
+                else keras.ops.convert_to_numpy(init((spec.units,), dtype="float32")))
+        weights.append((kernel.astype(np.float32), np.asarray(bias, np.float32)))
+        d_in = spec.units
+    return weights
+
+
 def _clone_top(backbone, cut_index: int, x, freeze_batchnorm: bool = False):
     """Re-apply fresh copies of backbone layers after the cut to tensor x (weights copied, not shared),
     so fine-tuning never changes the backbone other sessions use.
@@ -101,33 +155,20 @@ def build_head(config: HeadConfig, feature_shape: tuple[int, ...], n_outputs: in
     """
     import keras
 
-    notes: list[str] = []
-    units = config.resolved_units(n_outputs)
     inp = keras.Input(shape=feature_shape, name="features")
     x = inp
     if backbone is not None and cut_index is not None and cut_index < len(backbone.layers) - 1:
         x = _clone_top(backbone, cut_index, x, freeze_batchnorm)
     if not pooled:
         x = pooling_layer(config.pooling)(x)
-    k_name, k_params = config.kernel_init()
-    for i, (h_units, h_act) in enumerate(config.hidden):
-        x = keras.layers.Dense(h_units, activation=h_act, name=f"hidden_{i}",
-                               kernel_initializer=make_initializer(k_name, k_params, seed + 101 + i))(x)
-    if config.dropout > 0:
-        x = keras.layers.Dropout(config.dropout, seed=seed + 7, name="dropout")(x)
-    b_name, b_params = config.bias_init()
-    bias_value = None
-    if b_name == "log_prior":
-        bias_value = log_prior_bias(config.task, config.activation, units, y_train)
-        if bias_value is None:
-            notes.append("log-prior bias does not fit this many units; used zeros")
-        bias_init = keras.initializers.Zeros()
-    else:
-        bias_init = make_initializer(b_name, b_params, seed + 202)
-    out_layer = keras.layers.Dense(units, activation=config.activation, name="output",
-                                   kernel_initializer=make_initializer(k_name, k_params, seed + 303),
-                                   bias_initializer=bias_init)
-    out = out_layer(x)
-    if bias_value is not None:
-        out_layer.bias.assign(bias_value)
-    return keras.Model(inp, out, name="head"), out_layer, notes
+    specs, notes = dense_layers(config, n_outputs, y_train, seed)
+    for spec in specs:
+        if spec.name == "output" and config.dropout > 0:
+            x = keras.layers.Dropout(config.dropout, seed=seed + DROPOUT_SEED_OFFSET, name="dropout")(x)
+        layer = keras.layers.Dense(spec.units, activation=spec.activation, name=spec.name,
+                                   kernel_initializer=spec.kernel_initializer, bias_initializer=spec.bias_initializer)
+        x = layer(x)
+        if spec.bias_value is not None:
+            layer.bias.assign(spec.bias_value)
+    out_layer = layer
+    return keras.Model(inp, x, name="head"), out_layer, notes

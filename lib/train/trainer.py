@@ -32,6 +32,8 @@ from lib.heads.naming import distinct_labels
 from lib.heads.pairings import Verdict, target_format, verdict_for
 from lib.train import metrics as M
 from lib.train.cost import check, estimate, parallel_heads
+from lib.train.keras_objects import make_loss, make_optimizer
+from lib.train.stacked import STACK_SIZES, Member, Stack, capacity, stack_key
 
 MAX_EPOCHS = 500
 MAX_HEADS = 12
@@ -136,27 +138,6 @@ def encode_targets(config: HeadConfig, y: np.ndarray, n_outputs: int) -> np.ndar
         return y.astype(np.float32).reshape(-1, 1)
     n_classes = 2 if config.task == "binary" else n_outputs
     return np.eye(n_classes, dtype=np.float32)[y.astype(int)]
-
-
-def make_loss(config: HeadConfig):
-    import keras
-
-    if config.loss == "binary_crossentropy":
-        return keras.losses.BinaryCrossentropy(from_logits=config.from_logits)
-    if config.loss == "categorical_crossentropy":
-        return keras.losses.CategoricalCrossentropy(from_logits=config.from_logits)
-    if config.loss == "sparse_categorical_crossentropy":
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=config.from_logits)
-    return {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError,
-            "huber": keras.losses.Huber}[config.loss]()
-
-
-def make_optimizer(config: HeadConfig):
-    import keras
-
-    cls = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
-           "adamw": keras.optimizers.AdamW}[config.optimizer]
-    return cls(learning_rate=config.learning_rate)
 
 
 def snapshot_epochs(epochs: int) -> list[int]:
@@ -310,9 +291,7 @@ class _HeadRunner:
         self.y_va = tf.constant(encode_targets(config, y_va_raw, n_outputs))
         self.key = _structure_key(config, x_tr.shape, x_va.shape, self.y_tr.shape, self.y_tr.dtype.name,
                                   batch_size, cut.index, backbone_id, pooled, freeze_batchnorm)
-        with _POOL_LOCK:
-            idle = _POOL.get(self.key)
-            compiled = idle.pop() if idle else None
+        compiled = _pool_take(self.key)
         if compiled is None:
             compiled = _Compiled(model, out_layer, make_loss(config), opt, int(x_tr.shape[0]), batch_size,
                                  one_trace=cut.index < len(backbone.layers) - 1)
@@ -332,24 +311,8 @@ class _HeadRunner:
 
     def release(self) -> None:
         """Return the compiled head to the pool for the next head of this structure, least recently
-        used out first, within the pool's count and byte budget; one bigger than the whole budget is
-        let go (and its memory with it)."""
-        with _POOL_LOCK:
-            if self.compiled.nbytes > _POOL_BYTES:
-                _DROPPED[0] += self.compiled.nbytes
-            else:
-                _POOL.setdefault(self.key, []).append(self.compiled)
-                _POOL.move_to_end(self.key)
-            count = sum(len(v) for v in _POOL.values())
-            total = sum(c.nbytes for v in _POOL.values() for c in v)
-            while count > _POOL_MAX or total > _POOL_BYTES:
-                oldest = next(iter(_POOL))
-                dropped = _POOL[oldest].pop(0).nbytes
-                total -= dropped
-                _DROPPED[0] += dropped
-                count -= 1
-                if not _POOL[oldest]:
-                    del _POOL[oldest]
+        used out first (see _pool_put)."""
+        _pool_put(self.key, self.compiled)
         self.compiled = None  # this runner is done with it: a dropped head is now garbage
 
     def epoch(self, order: np.ndarray) -> dict:
@@ -361,6 +324,116 @@ class _HeadRunner:
 
     def evaluate(self):
         return self.compiled.evaluate(self.x_va, self.y_va)
+
+
+def _pool_take(key: tuple):
+    """An idle compiled head (or stack) of this key from the pool, or None."""
+    with _POOL_LOCK:
+        idle = _POOL.get(key)
+        return idle.pop() if idle else None
+
+
+def _pool_put(key: tuple, compiled) -> None:
+    """Return a compiled head (or stack) to the pool, least recently used out first, within the pool's
+    count and byte budget; one bigger than the whole budget is let go (and its memory with it)."""
+    with _POOL_LOCK:
+        if compiled.nbytes > _POOL_BYTES:
+            _DROPPED[0] += compiled.nbytes
+        else:
+            _POOL.setdefault(key, []).append(compiled)
+            _POOL.move_to_end(key)
+        count = sum(len(v) for v in _POOL.values())
+        total = sum(c.nbytes for v in _POOL.values() for c in v)
+        while count > _POOL_MAX or total > _POOL_BYTES:
+            oldest = next(iter(_POOL))
+            dropped = _POOL[oldest].pop(0).nbytes
+            total -= dropped
+            _DROPPED[0] += dropped
+            count -= 1
+            if not _POOL[oldest]:
+                del _POOL[oldest]
+
+
+def chunk_length(epoch: int) -> int:
+    """How many epochs a stack trains in the call that starts at `epoch`: 1, 1, 2, 4, … up to 32, so the
+    first results come at once and the time budget and a cancel are checked at least every 32 epochs."""
+    return min(32, 1 << max(0, (epoch - 1).bit_length() - 1)) if epoch > 1 else 1
+
+
+class _StackGroup:
+    """Runs of one sweep trained together in one Stack: chunks of epochs, and each epoch's figures per run."""
+
+    def __init__(self, stack: Stack, key: tuple, indices: list[int], tensors, y_tr, y_va, orders, end: int):
+        self.stack, self.key, self.indices = stack, key, indices
+        self.x_tr, self.x_va = tensors
+        self.y_tr, self.y_va = y_tr, y_va
+        self.loss_fn = stack.loss_fn
+        self.orders, self.end = orders, end
+        self.alive = np.ones(len(indices), bool)
+        self.next, self.start_epoch, self.result, self.seconds, self.error = 1, 1, None, 0.0, ""
+
+    @classmethod
+    def start(cls, runs: list[RunResult], indices: list[int], tensors, y_tr_raw, y_va_raw, n_out: int, seed: int,
+              batch_size: int, orders: list[np.ndarray], end: int) -> _StackGroup | None:
+        """Load the runs into a stack (pooled, or built) and measure their epoch 0; None when Keras refuses."""
+        import tensorflow as tf
+
+        config = runs[0].config
+        x_tr, x_va = tensors
+        y_tr = tf.constant(encode_targets(config, y_tr_raw, n_out))
+        y_va = tf.constant(encode_targets(config, y_va_raw, n_out))
+        cap = capacity(len(runs))
+        key = ("stack", stack_key(config, x_tr, x_va, y_tr, batch_size), cap)
+        t0 = time.perf_counter()
+        stack = _pool_take(key)
+        try:
+            if stack is None:
+                stack = Stack(config, int(x_tr.shape[1]), n_out, cap, int(x_tr.shape[0]), batch_size)
+            stack.load([Member(r.config, seed, y_tr_raw, n_out) for r in runs])
+            outs, losses = stack.evaluate(x_va, y_va)
+        except Exception:
+            return None
+        share = (time.perf_counter() - t0) / len(runs)
+        for h, run in enumerate(runs):
+            run.snapshots[0] = outs[h]
+            run.final["initial_val_loss"] = float(losses[h])
+            run.warnings += [w for w in stack.warnings if w not in run.warnings]
+            run.seconds += share
+        return cls(stack, key, indices, tensors, y_tr, y_va, orders, end)
+
+    def due(self, epoch: int) -> bool:
+        return epoch == self.next and epoch <= self.end and not self.error and self.alive.any()
+
+    def advance(self, epoch: int) -> None:
+        """Train the chunk of epochs that starts at `epoch` (exceptions kept as `error`, not raised)."""
+        length = min(chunk_length(epoch), self.end - epoch + 1)
+        orders = np.stack([np.broadcast_to(self.orders[e - 1], (len(self.indices), len(self.orders[e - 1])))
+                           for e in range(epoch, epoch + length)]).astype(np.int32)
+        t0 = time.perf_counter()
+        try:
+            self.result = self.stack.train(self.x_tr, self.y_tr, self.x_va, self.y_va, orders, self.alive)
+            self.alive = self.result["alive"]
+        except Exception as e:
+            self.error = _first_line(e)
+        self.seconds = (time.perf_counter() - t0) / length
+        self.start_epoch, self.next = epoch, epoch + length
+
+    def has(self, epoch: int) -> bool:
+        return self.start_epoch <= epoch < self.next
+
+    def step(self, i: int, epoch: int) -> dict:
+        """Run i's figures of `epoch`, in the form trainer._step returns them."""
+        if self.error:
+            return {"error": self.error, "warnings": [], "seconds": self.seconds}
+        h, k, r = self.indices.index(i), epoch - self.start_epoch, self.result
+        return {"loss": float(r["loss"][k, h]), "gnorm": float(r["gnorm"][k, h]), "out": r["out"][k, h],
+                "val_loss": float(r["val_loss"][k, h]), "finite": bool(r["finite"][k, h]),
+                "warnings": list(self.stack.warnings), "seconds": self.seconds}
+
+    def release(self) -> None:
+        if self.stack is not None:
+            _pool_put(self.key, self.stack)
+            self.stack = None
 
 
 def _first_line(e: BaseException) -> str:
@@ -378,7 +451,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
           batch_size: int = 32, shuffle: bool = True, use_cache: bool = True,
           progress: ProgressFn | None = None, loaded: LoadedBackbone | None = None,
           budget: Budget | None = None, max_seconds: float | None = None,
-          cancelled: Callable[[], bool] | None = None) -> SweepResult:
+          cancelled: Callable[[], bool] | None = None, stacked: bool = True) -> SweepResult:
     """Train every configuration on `data` with the same seed, batches and validation split.
 
     progress (optional) receives dicts: {"stage": "features", "fraction": f} while features are
@@ -389,6 +462,10 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     stops between epochs once it has taken max_seconds (default: the budget's) or `cancelled()` says
     so; the runs then keep what they trained and `stopped` (and a note) says why. Epochs that ran are
     the same numbers a full run would show.
+
+    stacked (default): frozen-base heads that share a structure train together in one graph per chunk of
+    epochs (lib.train.stacked); False trains every head on its own graph, one call per epoch (the
+    reference the stacked path is tested against).
     """
     import keras
     import tensorflow as tf
@@ -439,15 +516,8 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     runs: list[RunResult] = []
     runners: list[_HeadRunner | None] = []
     bb_id = (bb.name, bb.size, bb.weights_id)
-    for config in configs:
-        described = cuts[config.unfrozen].describe()
-        if config.two_phase:
-            described = f"frozen backbone for {epochs} epochs, then {described} for {config.fine_tune_epochs}"
-        run = RunResult(config=config, verdict=verdict_for(config, n_out), cut=described)
-        run.history = {"epoch": [], "phase": [], "loss": [], "val_loss": [], "grad_norm": [],
-                       **{m: [] for m in M.metric_names(data.task)}}
-        runs.append(run)
-        first = config.phase1()  # a two-phase head starts as a frozen-base head
+    def start_alone(i: int) -> None:  # a head on its own compiled graph (runners[i]), its epoch 0 measured
+        run, first = runs[i], configs[i].phase1()  # a two-phase head starts as a frozen-base head
         cut = cuts[first.unfrozen]
         feature_key = _feature_key(first, cut, top)
         x_tr, x_va = features[feature_key]
@@ -466,7 +536,38 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
                 run.status, run.error = "error", _first_line(e)
         run.warnings += _unique_warnings(caught)
         run.seconds += time.perf_counter() - t_run
-        runners.append(runner)
+        runners[i] = runner
+
+    stackable: dict[tuple, list[int]] = {}  # stack key -> runs trained together in stacks
+    for i, config in enumerate(configs):
+        described = cuts[config.unfrozen].describe()
+        if config.two_phase:
+            described = f"frozen backbone for {epochs} epochs, then {described} for {config.fine_tune_epochs}"
+        run = RunResult(config=config, verdict=verdict_for(config, n_out), cut=described)
+        run.history = {"epoch": [], "phase": [], "loss": [], "val_loss": [], "grad_norm": [],
+                       **{m: [] for m in M.metric_names(data.task)}}
+        runs.append(run)
+        runners.append(None)
+        cut = cuts[config.unfrozen]
+        feature_key = _feature_key(config, cut, top)
+        if stacked and not config.two_phase and feature_key != cut.index:  # a frozen base's pooled features
+            x_tr, x_va = features[feature_key]
+            key = (stack_key(config, x_tr, x_va, encode_targets(config, y_tr, n_out), batch_size), feature_key)
+            stackable.setdefault(key, []).append(i)
+        else:
+            start_alone(i)
+    groups: list[_StackGroup] = []
+    for (_, feature_key), members in stackable.items():
+        for k in range(0, len(members), STACK_SIZES[-1]):
+            part = members[k:k + STACK_SIZES[-1]]
+            group = _StackGroup.start([runs[i] for i in part], part, features[feature_key], y_tr, y_va, n_out, seed,
+                                      batch_size, orders, epochs)
+            if group is None:  # Keras refused the stack: each head on its own, where its error is its own
+                for i in part:
+                    start_alone(i)
+            else:
+                groups.append(group)
+    in_stack = {i: g for g in groups for i in g.indices}
 
     # Heads are independent, so after epoch 1 (which traces each graph in this thread, where Keras's
     # warnings can be caught) they advance in parallel threads: TF releases the GIL while it runs.
@@ -483,11 +584,31 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
                                                    batch_size, bb, bb_id)
             live = [i for i, (run, runner) in enumerate(zip(runs, runners))
                     if runner is not None and run.status == "ok" and epoch <= run.config.total_epochs(epochs)]
+            due = [g for g in groups if g.due(epoch)]  # stacks that start a chunk of epochs now
             if pool is None or epoch in (1, epochs + 1):  # epochs that trace a graph: here, warnings caught
+                for g in due:
+                    g.advance(epoch)
+                    if g.error and epoch == 1:  # Keras refused the stack: each head alone, its error its own
+                        groups.remove(g)
+                        for i in g.indices:
+                            del in_stack[i]
+                            runs[i].snapshots.clear()
+                            runs[i].final.clear()
+                            start_alone(i)
+                        g.release()
+                live = [i for i, (run, runner) in enumerate(zip(runs, runners))
+                        if runner is not None and run.status == "ok" and epoch <= run.config.total_epochs(epochs)]
                 steps = [_step(runs[i], runners[i], order, capture=True) for i in live]
             else:
+                jobs = [pool.submit(g.advance, epoch) for g in due]
                 steps = list(pool.map(_step, [runs[i] for i in live], [runners[i] for i in live],
                                       [order] * len(live), [False] * len(live)))
+                for job in jobs:
+                    job.result()
+            stacked_live = [i for i, g in in_stack.items() if runs[i].status == "ok" and g.has(epoch)]
+            live, steps = live + stacked_live, steps + [in_stack[i].step(i, epoch) for i in stacked_live]
+            order_of = sorted(range(len(live)), key=lambda k: live[k])
+            live, steps = [live[k] for k in order_of], [steps[k] for k in order_of]
             for i, step in zip(live, steps):  # record in column order, in this thread
                 _record(runs[i], runners[i], step, epoch, keep, y_va, phase=1 if epoch <= epochs else 2)
                 emit({"stage": "epoch", "epoch": epoch, "epochs": total, "run": i, "status": runs[i].status,
@@ -505,10 +626,14 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         if pool is not None:
             pool.shutdown(wait=True)
 
-    for run, runner in zip(runs, runners):
-        _finalise(run, runner, y_va, data.task)
+    for i, (run, runner) in enumerate(zip(runs, runners)):
+        loss_fn, y_va_enc = (runner.loss_fn, runner.y_va.numpy()) if runner is not None else (
+            (in_stack[i].loss_fn, in_stack[i].y_va.numpy()) if i in in_stack else (None, None))
+        _finalise(run, loss_fn, y_va_enc, y_va, data.task)
         if runner is not None:
             runner.release()
+    for g in groups:
+        g.release()
     _collect_if_due()
     t_train = time.perf_counter() - t1
     return SweepResult(
@@ -702,7 +827,7 @@ def _unique_warnings(caught) -> list[str]:
     return seen
 
 
-def _finalise(run: RunResult, runner: _HeadRunner | None, y_va: np.ndarray, task: str) -> None:
+def _finalise(run: RunResult, loss_fn, y_va_encoded: np.ndarray | None, y_va: np.ndarray, task: str) -> None:
     """final: validation figures from the last predict() (and the loss recomputed on those outputs)."""
     if not run.snapshots:
         return
@@ -711,17 +836,17 @@ def _finalise(run: RunResult, runner: _HeadRunner | None, y_va: np.ndarray, task
     run.final["epochs_trained"] = float(last_epoch)
     run.final["val_loss"] = run.history["val_loss"][-1] if run.history["val_loss"] else run.final.get("initial_val_loss")
     run.final.update(M.task_metrics(run.config, out, y_va))
-    if runner is not None:
-        run.final["val_loss_on_predictions"] = _loss_on_predictions(runner, out)
+    if loss_fn is not None:
+        run.final["val_loss_on_predictions"] = _loss_on_predictions(loss_fn, y_va_encoded, out)
 
 
-def _loss_on_predictions(runner: _HeadRunner, out: np.ndarray) -> float | None:
+def _loss_on_predictions(loss_fn, y_va_encoded: np.ndarray, out: np.ndarray) -> float | None:
     """The same loss on predict()'s numbers, outside the graph: no pre-activation logits to fall back on,
     so this is the loss of what the model actually outputs."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = float(runner.loss_fn(runner.y_va.numpy(), np.asarray(out)))
+            value = float(loss_fn(y_va_encoded, np.asarray(out)))
     except Exception:
         return None
     return value if math.isfinite(value) else None
