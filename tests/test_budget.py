@@ -16,7 +16,8 @@ from lib.backbones.features import cache_path, compute_features, find_cut, get_f
 from lib.common.errors import ConfigError
 from lib.common.paths import cache_dir
 from lib.heads.config import default_head, parse_head_string
-from lib.train.trainer import make_optimizer, train
+from lib.train.keras_objects import make_optimizer
+from lib.train.trainer import train
 
 
 def heads(task, *specs):

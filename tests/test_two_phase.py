@@ -59,9 +59,11 @@ def test_phase_one_is_the_frozen_head_and_phase_two_starts_from_its_weights(swee
     assert frozen.status == two.status == "ok", two.error
     assert two.history["epoch"] == [1, 2, 3, 4] and two.history["phase"] == [1, 1, 2, 2]
     assert two.phase_boundary == 2 and frozen.phase_boundary is None
-    # phase 1 trains on the frozen base's cached features, exactly as the frozen head does
-    assert two.history["loss"][:2] == frozen.history["loss"]
-    assert two.history["val_loss"][:2] == frozen.history["val_loss"]
+    # phase 1 trains on the frozen base's cached features as the frozen head does. The frozen head trains in a
+    # stack (one batched matmul over a head axis) and phase 1 head by head, so the sums run in another order:
+    # CI measured 6e-8 relative; 1e-5 leaves room for other CPUs and still catches a different start or data
+    assert two.history["loss"][:2] == pytest.approx(frozen.history["loss"], rel=1e-5)
+    assert two.history["val_loss"][:2] == pytest.approx(frozen.history["val_loss"], rel=1e-5)
     # phase 2's model (20 more layers, on the cut's features) predicts before its first step what phase 1
     # ended with: the head's weights were carried over (a random head would start near 0.69)
     start = two.final["fine_tune_start_val_loss"]

@@ -252,11 +252,30 @@ def _sqlite_connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _set_wal(conn)
     # In WAL mode NORMAL loses at most the last commits on a power cut, never corrupts: fine for votes.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting out another process that is doing the same.
+
+    Switching a fresh file to WAL needs an exclusive lock, and SQLite answers "database is locked" at once
+    (no busy handler) when two servers start together on an empty database; the mode is stored in the file,
+    so once one has switched it the other finds it already set.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _postgres_connect(url: str) -> Any:
