@@ -8,7 +8,7 @@ import pytest
 import lib.train.trainer as T
 from lib.heads.config import parse_head_string
 from lib.train.stacked import Member, Stack, capacity
-from lib.train.trainer import chunk_length, train
+from lib.train.trainer import SweepPart, chunk_length, train, train_together
 
 # Stacked and alone run the same Keras ops on the same numbers, except that a stack multiplies with a
 # batched matmul ([H, b, f] @ [H, f, u]) where a head alone uses a plain one, and TensorFlow's CPU kernels
@@ -86,6 +86,33 @@ def test_a_pooled_stack_repeats_its_keras_warnings_and_starts_from_scratch(toy, 
     again = train(config, toy("binary"), epochs=2, seed=0, loaded=tiny_backbone)  # the traced stack, reused
     assert first.runs[0].warnings and again.runs[0].warnings == first.runs[0].warnings
     assert again.runs[0].history == first.runs[0].history  # fresh weights and optimizer state each time
+
+
+def test_two_sessions_sweeps_trained_together_each_get_what_they_get_alone(toy, tiny_backbone, monkeypatch):
+    monkeypatch.setattr(T, "_POOL", T.OrderedDict())  # to see which stacks were built
+    data = toy("binary")
+    a = [parse_head_string("binary", s) for s in ("activation=sigmoid", "hidden=16:relu,dropout=0.3",
+                                                  "activation=softmax,units=1")]
+    b = [parse_head_string("binary", s) for s in ("activation=sigmoid,kernel_initializer=he_normal",
+                                                  "hidden=16:relu,dropout=0.3", "unfrozen=1")]
+    events: dict[str, list] = {"a": [], "b": []}
+    together = train_together([SweepPart(tuple(a), 3, events["a"].append), SweepPart(tuple(b), 11, events["b"].append)],
+                              data, epochs=5, loaded=tiny_backbone)
+    built = sorted(key[2] for key in T._POOL if key[0] == "stack")
+    # sigmoid ×2 and hidden+dropout ×2 share stacks across the sessions; softmax×1 is alone; unfrozen=1 is no stack
+    assert built == [1, 2, 2]
+    alone_a = train(a, data, epochs=5, seed=3, loaded=tiny_backbone)
+    alone_b = train(b, data, epochs=5, seed=11, loaded=tiny_backbone)
+    for mine, alone in ((together[0], alone_a), (together[1], alone_b)):
+        assert mine.seed == alone.seed and [r.label for r in mine.runs] == [r.label for r in alone.runs]
+        assert mine.timing["sweeps_trained_together"] == 2
+        _assert_same_runs(alone, mine)
+    # the two seeds really differ (same head, other initial weights and batch orders)
+    assert together[0].runs[1].history["loss"] != pytest.approx(together[1].runs[1].history["loss"], rel=1e-3)
+    for name, heads in (("a", a), ("b", b)):  # each session hears of its own runs only, numbered its own way
+        epochs = [e for e in events[name] if e["stage"] == "epoch"]
+        assert sorted({e["run"] for e in epochs}) == list(range(len(heads)))
+        assert len(epochs) == 5 * len(heads) and any(e["stage"] == "features" for e in events[name])
 
 
 def _features(n=96, f=24, seed=0):

@@ -363,7 +363,8 @@ def chunk_length(epoch: int) -> int:
 class _StackGroup:
     """Runs of one sweep trained together in one Stack: chunks of epochs, and each epoch's figures per run."""
 
-    def __init__(self, stack: Stack, key: tuple, indices: list[int], tensors, y_tr, y_va, orders, end: int):
+    def __init__(self, stack: Stack, key: tuple, indices: list[int], tensors, y_tr, y_va,
+                 orders: list[list[np.ndarray]], end: int):
         self.stack, self.key, self.indices = stack, key, indices
         self.x_tr, self.x_va = tensors
         self.y_tr, self.y_va = y_tr, y_va
@@ -373,9 +374,12 @@ class _StackGroup:
         self.next, self.start_epoch, self.result, self.seconds, self.error = 1, 1, None, 0.0, ""
 
     @classmethod
-    def start(cls, runs: list[RunResult], indices: list[int], tensors, y_tr_raw, y_va_raw, n_out: int, seed: int,
-              batch_size: int, orders: list[np.ndarray], end: int) -> _StackGroup | None:
-        """Load the runs into a stack (pooled, or built) and measure their epoch 0; None when Keras refuses."""
+    def start(cls, runs: list[RunResult], indices: list[int], tensors, y_tr_raw, y_va_raw, n_out: int,
+              seeds: list[int], batch_size: int, orders: list[list[np.ndarray]], end: int) -> _StackGroup | None:
+        """Load the runs into a stack (pooled, or built) and measure their epoch 0; None when Keras refuses.
+
+        seeds and orders are per run (runs of several sessions' sweeps share a stack): its seed, and its
+        batch order of every epoch."""
         import tensorflow as tf
 
         config = runs[0].config
@@ -389,7 +393,7 @@ class _StackGroup:
         try:
             if stack is None:
                 stack = Stack(config, int(x_tr.shape[1]), n_out, cap, int(x_tr.shape[0]), batch_size)
-            stack.load([Member(r.config, seed, y_tr_raw, n_out) for r in runs])
+            stack.load([Member(r.config, s, y_tr_raw, n_out) for r, s in zip(runs, seeds, strict=True)])
             outs, losses = stack.evaluate(x_va, y_va)
         except Exception:
             return None
@@ -407,8 +411,7 @@ class _StackGroup:
     def advance(self, epoch: int) -> None:
         """Train the chunk of epochs that starts at `epoch` (exceptions kept as `error`, not raised)."""
         length = min(chunk_length(epoch), self.end - epoch + 1)
-        orders = np.stack([np.broadcast_to(self.orders[e - 1], (len(self.indices), len(self.orders[e - 1])))
-                           for e in range(epoch, epoch + length)]).astype(np.int32)
+        orders = np.array([[mine[e - 1] for mine in self.orders] for e in range(epoch, epoch + length)], np.int32)
         t0 = time.perf_counter()
         try:
             self.result = self.stack.train(self.x_tr, self.y_tr, self.x_va, self.y_va, orders, self.alive)
@@ -446,6 +449,15 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}"[:300]
 
 
+@dataclass(frozen=True)
+class SweepPart:
+    """One session's sweep in a batch trained together (`train_together`): its heads, seed and progress."""
+
+    configs: tuple[HeadConfig, ...]
+    seed: int = 0
+    progress: ProgressFn | None = None
+
+
 def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, seed: int = 0,
           backbone: str = DEFAULT_BACKBONE, input_size: int | None = None, weights: str = "auto",
           batch_size: int = 32, shuffle: bool = True, use_cache: bool = True,
@@ -467,30 +479,68 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     epochs (lib.train.stacked); False trains every head on its own graph, one call per epoch (the
     reference the stacked path is tested against).
     """
-    import keras
-    import tensorflow as tf
+    return train_together([SweepPart(tuple(configs), seed, progress)], data, epochs=epochs, backbone=backbone,
+                          input_size=input_size, weights=weights, batch_size=batch_size, shuffle=shuffle,
+                          use_cache=use_cache, loaded=loaded, budget=budget, max_seconds=max_seconds,
+                          cancelled=cancelled, stacked=stacked)[0]
 
-    tf.get_logger().setLevel("ERROR")  # per-head graphs are traced on purpose; the retracing notice is noise
-    configs = list(configs)
+
+def check_part(configs: Sequence[HeadConfig], data: TaskData, seed: int) -> None:
+    """Raise ConfigError when one sweep's heads or seed cannot be trained on `data` (before any work)."""
     if not configs:
         raise ConfigError("add at least one head configuration")
     if len(configs) > MAX_HEADS:
         raise ConfigError(f"at most {MAX_HEADS} head configurations per run; got {len(configs)}")
-    if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
-        raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}; got {epochs!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= 2**31 - 1:
         raise ConfigError(f"seed must be a whole number from 0 to {2**31 - 1}; got {str(seed)[:40]}")
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
-        raise ConfigError(f"batch size must be from 1 to 4096; got {batch_size!r}")
     for c in configs:
         if c.task != data.task:
             raise ConfigError(f"head '{c.label()}' is for {c.task} but the data is for {data.task}")
-    seed = int(seed)
+
+
+def train_together(parts: Sequence[SweepPart], data: TaskData, *, epochs: int = 20,
+                   backbone: str = DEFAULT_BACKBONE, input_size: int | None = None, weights: str = "auto",
+                   batch_size: int = 32, shuffle: bool = True, use_cache: bool = True,
+                   loaded: LoadedBackbone | None = None, budget: Budget | None = None,
+                   max_seconds: float | None = None, cancelled: Callable[[], bool] | None = None,
+                   stacked: bool = True) -> list[SweepResult]:
+    """Several sessions' sweeps on the same data, backbone and epochs, trained as one: one SweepResult per
+    part, each what `train` gives that part alone (its seed's initial weights, batch orders and Dropout
+    masks), while heads of one structure share stacks across parts. Each part's progress gets only its
+    own runs' events (numbered within the part). Arguments as for `train`; each part is checked against
+    the budget as if alone (the caller decides how many parts one batch may hold).
+    """
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # per-head graphs are traced on purpose; the retracing notice is noise
+    parts = list(parts)
+    if not parts:
+        raise ConfigError("add at least one head configuration")
+    if not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}; got {epochs!r}")
+    for part in parts:
+        check_part(part.configs, data, part.seed)
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
+        raise ConfigError(f"batch size must be from 1 to 4096; got {batch_size!r}")
     budget = budget or Budget.from_env()
     bb = loaded or load_backbone(backbone, input_size or 96, weights)
-    check_budget(configs, data, bb, epochs, batch_size, budget)
+    for part in parts:
+        check_budget(part.configs, data, bb, epochs, batch_size, budget)
     limit = budget.max_train_seconds if max_seconds is None else float(max_seconds)
-    emit = progress or (lambda event: None)
+    configs = [c for part in parts for c in part.configs]
+    seeds = [int(part.seed) for part in parts for _ in part.configs]
+    part_of = [(p, j) for p, part in enumerate(parts) for j in range(len(part.configs))]  # run -> (part, index)
+    emitters = [part.progress or (lambda event: None) for part in parts]
+
+    def emit_all(event: dict) -> None:
+        for fn in emitters:
+            fn(event)
+
+    def emit_run(i: int, event: dict) -> None:
+        p, j = part_of[i]
+        emitters[p]({**event, "run": j})
+
     notes = [bb.note] if bb.note else []
 
     # Features: one extraction per distinct cut point, shared by every head that uses it. A two-phase
@@ -499,7 +549,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     staged = configs + [c.phase1() for c in configs if c.two_phase]
     cuts = {c.unfrozen: find_cut(bb.model, c.unfrozen) for c in staged}
     top = len(bb.model.layers) - 1
-    features, all_cached, cache_notes = _feature_tensors(bb, cuts, staged, data, use_cache, emit)
+    features, all_cached, cache_notes = _feature_tensors(bb, cuts, staged, data, use_cache, emit_all)
     notes += [n for n in cache_notes if n not in notes]
     t_features = time.perf_counter() - t0
 
@@ -508,8 +558,11 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     n_out = data.n_outputs
     total = max(c.total_epochs(epochs) for c in configs)  # two-phase heads go on after the others
     keep = set(snapshot_epochs(total)) | {epochs}  # and the end of phase 1
-    rng = np.random.default_rng(seed)  # the first `epochs` orders are the same whatever `total` is
-    orders = [rng.permutation(int(tr.sum())) if shuffle else np.arange(int(tr.sum())) for _ in range(total)]
+    orders_of: dict[int, list[np.ndarray]] = {}  # seed -> every epoch's batch order
+    for s in sorted(set(seeds)):
+        rng = np.random.default_rng(s)  # the first `epochs` orders are the same whatever `total` is
+        orders_of[s] = [(rng.permutation(int(tr.sum())) if shuffle else np.arange(int(tr.sum()))).astype(np.int32)
+                        for _ in range(total)]
 
     t1 = time.perf_counter()
     started = _clock()  # the time budget counts training only: extraction is bounded by the estimate
@@ -525,7 +578,7 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                runner = _HeadRunner(first, x_tr, x_va, y_tr, y_va, n_out, seed, batch_size,
+                runner = _HeadRunner(first, x_tr, x_va, y_tr, y_va, n_out, seeds[i], batch_size,
                                      bb.model, cut, bb_id, feature_key != cut.index)
                 out, val_loss = runner.evaluate()
                 run.snapshots[0] = out.numpy()
@@ -560,8 +613,9 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     for (_, feature_key), members in stackable.items():
         for k in range(0, len(members), STACK_SIZES[-1]):
             part = members[k:k + STACK_SIZES[-1]]
-            group = _StackGroup.start([runs[i] for i in part], part, features[feature_key], y_tr, y_va, n_out, seed,
-                                      batch_size, orders, epochs)
+            group = _StackGroup.start([runs[i] for i in part], part, features[feature_key], y_tr, y_va, n_out,
+                                      [seeds[i] for i in part], batch_size, [orders_of[seeds[i]] for i in part],
+                                      epochs)
             if group is None:  # Keras refused the stack: each head on its own, where its error is its own
                 for i in part:
                     start_alone(i)
@@ -576,11 +630,10 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
     stopped = ""
     try:
         for epoch in range(1, total + 1):
-            order = orders[epoch - 1].astype(np.int32)
             if epoch == epochs + 1:  # phase 2 of the two-phase heads: their partly unfrozen models
                 for i, run in enumerate(runs):
                     if run.config.two_phase and runners[i] is not None and run.status == "ok":
-                        runners[i] = _start_phase2(run, runners[i], cuts, features, y_tr, y_va, n_out, seed,
+                        runners[i] = _start_phase2(run, runners[i], cuts, features, y_tr, y_va, n_out, seeds[i],
                                                    batch_size, bb, bb_id)
             live = [i for i, (run, runner) in enumerate(zip(runs, runners))
                     if runner is not None and run.status == "ok" and epoch <= run.config.total_epochs(epochs)]
@@ -598,11 +651,11 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
                         g.release()
                 live = [i for i, (run, runner) in enumerate(zip(runs, runners))
                         if runner is not None and run.status == "ok" and epoch <= run.config.total_epochs(epochs)]
-                steps = [_step(runs[i], runners[i], order, capture=True) for i in live]
+                steps = [_step(runs[i], runners[i], orders_of[seeds[i]][epoch - 1], capture=True) for i in live]
             else:
                 jobs = [pool.submit(g.advance, epoch) for g in due]
                 steps = list(pool.map(_step, [runs[i] for i in live], [runners[i] for i in live],
-                                      [order] * len(live), [False] * len(live)))
+                                      [orders_of[seeds[i]][epoch - 1] for i in live], [False] * len(live)))
                 for job in jobs:
                     job.result()
             stacked_live = [i for i, g in in_stack.items() if runs[i].status == "ok" and g.has(epoch)]
@@ -611,8 +664,8 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
             live, steps = [live[k] for k in order_of], [steps[k] for k in order_of]
             for i, step in zip(live, steps):  # record in column order, in this thread
                 _record(runs[i], runners[i], step, epoch, keep, y_va, phase=1 if epoch <= epochs else 2)
-                emit({"stage": "epoch", "epoch": epoch, "epochs": total, "run": i, "status": runs[i].status,
-                      "history": {k: v[-1] for k, v in runs[i].history.items() if v}})
+                emit_run(i, {"stage": "epoch", "epoch": epoch, "epochs": total, "status": runs[i].status,
+                             "history": {k: v[-1] for k, v in runs[i].history.items() if v}})
             if epoch < total and live:
                 stopped = _stop_reason(epoch, total, started, limit, cancelled)
                 if stopped:
@@ -636,13 +689,17 @@ def train(configs: Sequence[HeadConfig], data: TaskData, *, epochs: int = 20, se
         g.release()
     _collect_if_due()
     t_train = time.perf_counter() - t1
-    return SweepResult(
-        runs=name_runs(runs), task=data.task, dataset=data.dataset, label_names=tuple(data.label_names), unit=data.unit,
-        y_val=y_va, y_train=y_tr, backbone=bb.name, input_size=bb.size, weights=bb.weights, epochs=epochs,
-        seed=seed, batch_size=batch_size,  # epochs: as asked (two-phase heads train fine_tune_epochs more)
-        timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
-                "features_cached": all_cached},
-        backend=keras.backend.backend(), keras_version=keras.__version__, notes=notes, stopped=stopped)
+    results, start = [], 0
+    for part in parts:
+        mine, start = runs[start:start + len(part.configs)], start + len(part.configs)
+        results.append(SweepResult(
+            runs=name_runs(mine), task=data.task, dataset=data.dataset, label_names=tuple(data.label_names),
+            unit=data.unit, y_val=y_va, y_train=y_tr, backbone=bb.name, input_size=bb.size, weights=bb.weights,
+            epochs=epochs, seed=int(part.seed), batch_size=batch_size,  # epochs: as asked (two-phase: more)
+            timing={"features_seconds": round(t_features, 3), "training_seconds": round(t_train, 3),
+                    "features_cached": all_cached, "sweeps_trained_together": len(parts)},
+            backend=keras.backend.backend(), keras_version=keras.__version__, notes=list(notes), stopped=stopped))
+    return results
 
 
 def check_budget(configs: Sequence[HeadConfig], data: TaskData, loaded: LoadedBackbone, epochs: int,
