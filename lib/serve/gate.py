@@ -86,40 +86,63 @@ class TrainingGate:
                 and (not self._background or time.monotonic() - queued >= self.background_grace))
 
     @contextmanager
-    def slot(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5) -> Iterator[None]:
-        """Hold a training slot for the duration of the block.
+    def slot(self, on_wait: Callable[[int], None] | None = None, poll: float = 0.5,
+             until: Callable[[], bool] | None = None) -> Iterator[bool]:
+        """Hold a training slot for the duration of the block; yields True.
 
         on_wait(place) is called while queued with the 1-based place in line (1 = next), whenever it
-        changes and at least every `poll` seconds, so a page can keep showing it.
+        changes and at least every `poll` seconds, so a page can keep showing it. When `until()` turns
+        true while queued (another holder took this work into its batch), the waiter leaves the line
+        without a slot and the block runs with False; `wake()` makes waiters look at once.
         """
         with self._cond:
             ticket = next(self._tickets)
             self._queue.append(ticket)
-            last = None
+            last, held = None, False
             queued = time.monotonic()
-            while not self._may_start(ticket, queued):
-                place = self._queue.index(ticket) + 1
-                if on_wait and place != last:
-                    last = place
-                    self._cond.release()
-                    try:
-                        on_wait(place)
-                    finally:
-                        self._cond.acquire()
-                    continue
-                timeout = poll
-                if self._background:  # wake up when the grace for background work is over
-                    timeout = min(poll, max(0.005, queued + self.background_grace - time.monotonic()))
-                self._cond.wait(timeout=timeout)
-            self._queue.pop(0)
-            self._running += 1
-            self._cond.notify_all()
+            try:
+                while not self._may_start(ticket, queued):
+                    if until is not None and until():
+                        self._queue.remove(ticket)
+                        self._cond.notify_all()
+                        break
+                    place = self._queue.index(ticket) + 1
+                    if on_wait and place != last:
+                        last = place
+                        self._cond.release()
+                        try:
+                            on_wait(place)
+                        finally:
+                            self._cond.acquire()
+                        continue
+                    timeout = poll
+                    if self._background:  # wake up when the grace for background work is over
+                        timeout = min(poll, max(0.005, queued + self.background_grace - time.monotonic()))
+                    self._cond.wait(timeout=timeout)
+                else:
+                    self._queue.pop(0)
+                    self._running += 1
+                    self._cond.notify_all()
+                    held = True
+            except BaseException:  # a page stopped while queued (a rerun, a closed tab): leave the line
+                if ticket in self._queue:
+                    self._queue.remove(ticket)
+                    self._cond.notify_all()
+                raise
+        if not held:
+            yield False
+            return
         try:
-            yield
+            yield True
         finally:
             with self._cond:
                 self._running -= 1
                 self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Make every waiter look again now (see `slot`'s `until`)."""
+        with self._cond:
+            self._cond.notify_all()
 
 
 def default_slots() -> int:
