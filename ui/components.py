@@ -312,8 +312,8 @@ def train_with_progress(exp: Experiment, key: str):
         again = " The server trained this lesson ahead of time: same settings and seed, same curves, shown at once."
     heads = f"{len(sweep.runs)} head{'s' if len(sweep.runs) != 1 else ''}"
     others = int(t.get("sweeps_trained_together", 1)) - 1
-    together = "" if shared or others < 1 else \
-        f", together with {others} other participant{'s' if others != 1 else ''}' sweep{'s' if others != 1 else ''}"
+    whose = "participant's sweep" if others == 1 else "participants' sweeps"
+    together = "" if shared or others < 1 else f", together with {others} other {whose}"
     status.success(f"Trained {heads} × {sweep.epochs} epochs in {t['training_seconds']:.1f} s{together} "
                    f"(features {features}).{again}")
     return sweep
