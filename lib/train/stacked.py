@@ -125,7 +125,6 @@ class Stack:
             y = tf.broadcast_to(y_va[None], tf.concat([[cap], tf.shape(y_va)], 0))
             return out, per_head_loss(y, out)
 
-        @tf.function
         def run(x, y, x_va, y_va, orders, alive):
             # orders [C, cap, n]: C epochs, each head's own batch order. Returns per epoch and head: training
             # loss, mean gradient norm, validation outputs and loss, whether all were finite; and `alive`.
@@ -157,7 +156,7 @@ class Stack:
                 ta_finite = ta_finite.write(e, finite)
             return {**{k: v.stack() for k, v in ta.items()}, "finite": ta_finite.stack(), "alive": alive}
 
-        self._run, self._evaluate = run, tf.function(evaluate)
+        self._run_py, self._run, self._evaluate = run, None, tf.function(evaluate)
         self._members: list[Member] = []
         self._seen: set[str] = set()
 
@@ -181,6 +180,14 @@ class Stack:
 
     def _traced(self, name: str, *args):
         """Call a graph; its first call traces it, and Keras's warnings then are kept for every later use."""
+        if name == "run" and self._run is None:
+            import tensorflow as tf
+
+            # One trace for every chunk length: the epoch axis of `orders` is left unknown (a new length
+            # would otherwise retrace the whole graph: 4 traces for a 20-epoch run's chunks 1, 1, 2, 4, 8, 4).
+            spec = [tf.TensorSpec.from_tensor(tf.convert_to_tensor(a)) for a in args]
+            spec[4] = tf.TensorSpec([None, *spec[4].shape[1:]], spec[4].dtype)
+            self._run = tf.function(self._run_py, input_signature=spec)
         fn = {"run": self._run, "evaluate": self._evaluate}[name]
         if name in self._seen:
             return fn(*args)
