@@ -6,7 +6,7 @@ import pytest
 from lib.backbones.features import cache_path, find_cut, get_features, single_tensor_cuts
 from lib.heads.config import parse_head_string
 from lib.train.diagnostics import annotate
-from lib.train.metrics import float_equal
+from lib.train.metrics import binary_auc, float_equal
 from lib.train.reference import fit_full_model
 from lib.train.trainer import train
 
@@ -212,3 +212,19 @@ def test_tensor_memory_keeps_within_its_budget_least_recently_used_out():
     mem.put(("a",), entry["a"])  # again: replaces the entry, its bytes are not counted twice
     mem.put(("c",), entry["c"])
     assert all(mem.get((k,)) is entry[k] for k in "acd")
+
+
+def test_auc_by_ranks_is_the_share_of_positive_negative_pairs_ranked_right():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(2, 40))
+        y = rng.integers(0, 2, n)
+        # few distinct values, so ties (each pair counted half) are common; -0.0 ties with 0.0
+        score = rng.integers(-2, 3, n).astype(np.float32) * (-0.0 if trial % 9 == 0 else 1.0)
+        if y.min() == y.max():
+            assert binary_auc(y, score) is None
+            continue
+        pos, neg = score[y == 1][:, None], score[y == 0][None, :]
+        pairs = (pos > neg).mean() + 0.5 * (pos == neg).mean()
+        assert binary_auc(y, score) == pytest.approx(pairs, abs=1e-12)  # exact counts, not kernel values
+    assert binary_auc(np.array([0, 1]), np.array([0.2, np.nan])) is None

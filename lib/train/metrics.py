@@ -37,15 +37,11 @@ def binary_auc(y: np.ndarray, score: np.ndarray) -> float | None:
     if n_pos == 0 or n_neg == 0 or not np.all(np.isfinite(score)):
         return None
     order = np.argsort(score, kind="mergesort")
+    # ties share the mean of their 1-based ranks (vectorised: it runs for every head and epoch)
+    _, group, counts = np.unique(score[order], return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
     ranks = np.empty(len(score))
-    sorted_scores = score[order]
-    i = 0
-    while i < len(score):
-        j = i
-        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks[order] = ((ends - counts + ends - 1) / 2 + 1)[group.reshape(-1)]
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
