@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lib.serve.progress import RedrawThrottle
 
 
@@ -13,12 +15,12 @@ class FakeClock:
         return self.t
 
 
-def _events(throttle: RedrawThrottle, clock: FakeClock, seconds: float, every: float = 0.01):
+def _events(throttle: RedrawThrottle, clock: FakeClock, seconds: float, every: float = 0.01, together: int = 1):
     """Feed one progress event every `every` s for `seconds`; return the times of bar and curve redraws."""
     bars, curves = [], []
     start = clock.t
     for _ in range(round(seconds / every)):
-        bar, curve = throttle.due()
+        bar, curve = throttle.due(together)
         if bar:
             bars.append(clock.t - start)
         if curve:
@@ -48,3 +50,13 @@ def test_time_spent_queued_before_the_first_epoch_does_not_count():
     clock.t += 60  # a minute in the queue
     bars, curves = _events(throttle, clock, seconds=0.5)
     assert curves == [] and bars
+
+
+def test_a_page_in_a_batch_of_sessions_redraws_that_many_times_less_often():
+    clock = FakeClock()
+    alone_bars, alone_curves = _events(RedrawThrottle(clock=clock), clock, 600.0)
+    clock = FakeClock()
+    bars, curves = _events(RedrawThrottle(clock=clock), clock, 600.0, together=30)
+    # 30 pages together draw the curves about as often as one page alone (the server's drawing stays flat)
+    assert 30 * len(curves) == pytest.approx(len(alone_curves), rel=0.1)
+    assert bars[0] == 0.0 and len(bars) * 30 / 4 == pytest.approx(len(alone_bars), rel=0.1)

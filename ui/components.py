@@ -278,7 +278,7 @@ def train_with_progress(exp: Experiment, key: str):
             return
         history.setdefault(event["run"], []).append(event["history"].get("loss", float("nan")))
         done = event["epoch"] / event["epochs"]
-        redraw_bar, redraw_curves = throttle.due()
+        redraw_bar, redraw_curves = throttle.due(event.get("together", 1))
         if redraw_bar:
             bar.progress(0.3 + 0.7 * done,
                          text=f"Training {len(exp.heads)} heads: epoch {event['epoch']}/{event['epochs']}")

@@ -26,14 +26,19 @@ class RedrawThrottle:
         self.started: float | None = None
         self._last_bar = self._last_curves = float("-inf")
 
-    def due(self) -> tuple[bool, bool]:
+    def due(self, together: int = 1) -> tuple[bool, bool]:
+        """`together`: how many sessions' sweeps train in the batch this one is in. Each of them redraws
+        its own page, so each redraws that many times less often: the server draws as much for a batch
+        as for one sweep (29 pages redrawing their curves every second starved a batch's training: 106 s
+        instead of 5 s in bench/load.py)."""
         now = self.clock()
         if self.started is None:
             self.started = now
-        bar = now - self._last_bar >= self.bar_every
+        n = max(1, together)
+        bar = now - self._last_bar >= self.bar_every * max(1.0, n / 4)
         if bar:
             self._last_bar = now
-        curves = now - self.started >= self.curves_after and now - self._last_curves >= self.curves_every
+        curves = now - self.started >= self.curves_after * n and now - self._last_curves >= self.curves_every * n
         if curves:
             self._last_curves = now
         return bar, curves

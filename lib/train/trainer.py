@@ -537,9 +537,9 @@ def train_together(parts: Sequence[SweepPart], data: TaskData, *, epochs: int = 
         for fn in emitters:
             fn(event)
 
-    def emit_run(i: int, event: dict) -> None:
+    def emit_run(i: int, event: dict) -> None:  # "together": how many sweeps share this training
         p, j = part_of[i]
-        emitters[p]({**event, "run": j})
+        emitters[p]({**event, "run": j, "together": len(parts)})
 
     notes = [bb.note] if bb.note else []
 
