@@ -665,6 +665,8 @@ def _run(args, deadline: Deadline) -> int:
         print(f"completion time click → results: median {statistics.median(done):.2f} s, p95 {p95:.2f} s, "
               f"min {min(done):.2f} s, max {max(done):.2f} s")
         print(f"single session alone: {single:.2f} s; p95 / single = {p95 / single:.2f}×")
+        slowest = max((s for s in sessions if s.seconds is not None), key=lambda s: s.seconds)
+        print(f"slowest session's page said: {slowest.success_text}")  # its batch's training time
         timed = [s.phases for s in sessions if s.phases]
         if timed:
             print("median phases: " + ", ".join(

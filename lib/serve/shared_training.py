@@ -7,6 +7,7 @@ so a lesson the warm-up trained is found by a participant's first click under ex
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -59,7 +60,9 @@ def find_shared(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBackb
 # Cross-session batching: how much one batch may hold. Thirty participants' 4-head sweeps are 120 heads
 # (a few stacks); beyond the heads, a batch must fit the server's budget for one Train (memory and
 # multiply-adds, `check_budget`), so merging never lets one slot hold more than one big Train would.
-MAX_BATCH_HEADS = 128
+# $HEADLAB_BATCH_HEADS changes it; 0 turns batching off (every click trains alone, in arrival order).
+_BATCH_ENV = os.environ.get("HEADLAB_BATCH_HEADS", "").strip()
+MAX_BATCH_HEADS = int(_BATCH_ENV) if _BATCH_ENV.isdigit() else 128
 _STARTED = object()  # a queued request's signal that the batch it is in has started training
 _DONE = object()
 
