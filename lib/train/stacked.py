@@ -89,8 +89,7 @@ class Stack:
         self.gens = [keras.random.SeedGenerator(0) for _ in range(cap)] if rate > 0 else []
         self.nbytes = sum(int(np.prod(v.shape)) * 4 for v in [*tvars, *opt.variables])
         self.warnings: list[str] = []  # Keras's warnings when the graphs were traced, repeated for every use
-        n_full, rem = divmod(n_train, batch_size)
-        n_batches = n_full + (1 if rem else 0)
+        n_batches = -(-n_train // batch_size)
         last = len(self.kernels) - 1
 
         def forward(a, training: bool):
@@ -133,14 +132,12 @@ class Stack:
             ta_finite = tf.TensorArray(tf.bool, size=epochs)
             for e in tf.range(epochs):
                 loss_sum, gnorm_sum = tf.zeros((cap,)), tf.zeros((cap,))
-                for b in tf.range(n_full):
-                    idx = orders[e, :, b * batch_size:(b + 1) * batch_size]
-                    losses, gnorm = step(x, y, idx, alive)
-                    loss_sum += losses * batch_size  # Keras's epoch loss: batch losses weighted by batch size
-                    gnorm_sum += gnorm
-                if rem:
-                    losses, gnorm = step(x, y, orders[e, :, n_full * batch_size:], alive)
-                    loss_sum += losses * rem
+                # One step of dynamic batch size for every batch, the smaller last one too: tracing a second
+                # step for it doubled the trace (0.5 s per new stack), which a class's first batch waits for.
+                for b in tf.range(n_batches):
+                    size = tf.minimum(batch_size, n_train - b * batch_size)
+                    losses, gnorm = step(x, y, orders[e, :, b * batch_size:b * batch_size + size], alive)
+                    loss_sum += losses * tf.cast(size, tf.float32)  # Keras's epoch loss: weighted by batch size
                     gnorm_sum += gnorm
                 loss, gnorm = loss_sum / n_train, gnorm_sum / n_batches
                 out, val_loss = evaluate(x_va, y_va)
