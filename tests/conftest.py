@@ -103,3 +103,16 @@ def tiny_backbone():
     bb = load_backbone(TEST_BACKBONE["backbone"], TEST_BACKBONE["input_size"], TEST_BACKBONE["weights"])
     assert bb.weights == BUNDLED, "the ImageNet weights package is missing: run `make test` to install it"
     return bb
+
+
+THREAD_WAIT = 300  # seconds: only a bound for a hung thread on a loaded machine, never a measurement
+
+
+@pytest.fixture
+def empty_sweep_cache():
+    """The server's shared sweep cache, empty before and after the test (tests that train through it)."""
+    from lib.serve import sweep_cache
+
+    sweep_cache.clear()
+    yield
+    sweep_cache.clear()

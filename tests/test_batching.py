@@ -6,22 +6,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import THREAD_WAIT
 from test_stacked import _assert_same_runs
 
 import lib.train.trainer as T
 from lib.heads.config import parse_head_string
-from lib.serve import shared_training, sweep_cache
+from lib.serve import shared_training
 from lib.serve.gate import TrainingGate
 from lib.serve.shared_training import train_shared
 
-WAIT = 300  # seconds: only a bound for a hung thread on a loaded machine, never a measurement
-
-
-@pytest.fixture(autouse=True)
-def empty_sweep_cache():
-    sweep_cache.clear()
-    yield
-    sweep_cache.clear()
+WAIT = THREAD_WAIT
+pytestmark = pytest.mark.usefixtures("empty_sweep_cache")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import TEST_BACKBONE, toy_data
+from conftest import TEST_BACKBONE, THREAD_WAIT, toy_data
 
 from lib.experiment import Experiment
 from lib.heads.config import parse_head_string
@@ -29,14 +29,8 @@ from lib.serve.warmup import (
 )
 from lib.train.trainer import train
 
-WAIT = 300  # seconds: only a bound for a hung thread on a loaded machine, never a measurement
-
-
-@pytest.fixture(autouse=True)
-def empty_sweep_cache():
-    sweep_cache.clear()
-    yield
-    sweep_cache.clear()
+WAIT = THREAD_WAIT
+pytestmark = pytest.mark.usefixtures("empty_sweep_cache")
 
 
 def lesson(lesson_id: str, task: str, specs: tuple[str, ...], epochs: int = 3, seeds: int = 1):
