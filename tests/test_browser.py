@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from browser_kit import CLIPPED, ROOT, app_server, chromium, projector_on
+from browser_kit import CLIPPED, ROOT, app_server, chromium, projector_on, start_app, stop_app
 
 SHOTS = ROOT / "test-results"
 
@@ -400,3 +400,52 @@ def test_projector_mode_grows_titles_and_draws_charts_unclipped(server, browser)
     assert ["binary", False] in shown and ["96", False] in shown, shown
     page.screenshot(path=str(SHOTS / "projector-experiment.png"))
     page.close()
+
+
+def test_two_participants_queued_together_train_in_one_batch(browser, tmp_path):
+    """Cross-session batching in real pages: while one participant's long sweep holds the only slot, two
+    others press Train; they train as one batch, and each page shows its own heads' results and says so."""
+    import os
+    import urllib.parse
+
+    from lib.experiment import Experiment
+    from lib.heads.config import default_head
+
+    def link(epochs: int, seed: int, **head) -> str:
+        exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=epochs, seed=seed,
+                         heads=(default_head("binary", **head), default_head("binary", activation="softmax", units=1)))
+        return urllib.parse.urlencode(exp.to_query(), doseq=True)
+
+    with open(tmp_path / "streamlit.log", "w") as log:
+        proc, url = start_app(log, {**os.environ, "HEADLAB_TRAINING_SLOTS": "1"})  # one slot on any machine
+        try:
+            long_one = link(60, 1, hidden=((1024, "relu"),))  # seconds of training: the others queue behind it
+            pages = [browser.new_page(viewport={"width": 1280, "height": 1400}) for _ in range(3)]
+            for page, query in zip(pages, (long_one, link(8, 2), link(8, 3)), strict=True):
+                page.goto(f"{url}/experiment?{query}")
+                page.get_by_role("button", name="Train").wait_for(timeout=120_000)
+            pages[0].get_by_role("button", name="Train").click()
+            pages[0].get_by_text("Training 2 heads").wait_for(timeout=120_000)  # it holds the slot
+            for page in pages[1:]:
+                page.get_by_role("button", name="Train").click()
+            for page in pages[1:]:  # both in line behind the long sweep (not yet training)
+                page.get_by_text("Queued: place").wait_for(timeout=60_000)
+            together = "together with 1 other participant's sweep"
+            for page in pages[1:]:
+                page.locator("[data-testid=stAlertContentSuccess]").filter(has_text=together).wait_for(
+                    timeout=240_000)
+            pages[0].locator("[data-testid=stAlertContentSuccess]").filter(has_text="Trained 2 heads × 60").wait_for(
+                timeout=240_000)
+            assert together not in pages[0].inner_text("[data-testid=stMain]")
+            for page in pages[1:]:
+                page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1000)
+                assert _traces(page.locator(".js-plotly-plot").first, "g.trace.scatter") == 4  # its own 2 heads
+                assert page.locator("[data-testid=stException]").count() == 0
+            pages[1].set_viewport_size({"width": 1280, "height": 3600})  # Streamlit scrolls in its own container
+            pages[1].wait_for_timeout(1500)
+            pages[1].screenshot(path=str(SHOTS / "batched-participant.png"))
+            for page in pages:
+                page.close()
+        finally:
+            stop_app(proc)
