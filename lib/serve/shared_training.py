@@ -77,6 +77,7 @@ class _Request:
     epochs: int
     seed: int
     key: tuple  # the sweep cache's
+    gate: TrainingGate  # only clicks queued at the same gate train together
     events: queue.Queue = field(default_factory=queue.Queue)  # progress for its own page, relayed by its thread
     taken: threading.Event = field(default_factory=threading.Event)
     result: SweepResult | None = None
@@ -87,8 +88,8 @@ class _Request:
         """What requests must share to train in one batch: the data (and what its results show of it), the
         backbone as loaded, and the epochs."""
         d, b = self.data, self.loaded
-        return (d.fingerprint, d.dataset, d.task, tuple(d.label_names), d.unit, b.name, b.size, b.weights_id,
-                self.epochs)
+        return (id(self.gate), d.fingerprint, d.dataset, d.task, tuple(d.label_names), d.unit, b.name, b.size,
+                b.weights_id, self.epochs)
 
 
 _PENDING: list[_Request] = []  # requests queued at the gate, oldest first
@@ -240,7 +241,7 @@ def train_shared(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBack
     if found is None:
         check_budget(heads, data, loaded, epochs)
         the_gate = training_gate or gate()
-        request = _Request(heads, data, loaded, epochs, seed, key)
+        request = _Request(heads, data, loaded, epochs, seed, key, the_gate)
         with _PENDING_LOCK:
             _PENDING.append(request)
         try:
