@@ -30,7 +30,7 @@ class RedrawThrottle:
         """`together`: how many sessions' sweeps train in the batch this one is in. Each of them redraws
         its own page, so each redraws that many times less often: the server draws as much for a batch
         as for one sweep (29 pages redrawing their curves every second starved a batch's training: 106 s
-        instead of 5 s in bench/load.py)."""
+        to results in bench/load.py, 9–10 s once throttled)."""
         now = self.clock()
         if self.started is None:
             self.started = now
