@@ -137,3 +137,27 @@ def test_a_batch_never_holds_more_than_one_train_is_allowed(toy, tiny_backbone, 
     _queue_behind_a_holder(gate, clicks)
     assert calls == [[0], [1], [2]]  # 2 + 2 heads would exceed 3
     assert all(c.error is None for c in clicks)
+
+
+def test_a_waiter_whose_page_stops_while_queued_leaves_the_line():
+    gate, release, holding = TrainingGate(1), threading.Event(), threading.Event()
+
+    def holder():
+        with gate.slot():
+            holding.set()
+            release.wait(WAIT)
+
+    h = threading.Thread(target=holder)
+    h.start()
+    assert holding.wait(WAIT)
+
+    def stopped_page(place):
+        raise KeyboardInterrupt("rerun")  # Streamlit stops a script from inside its callbacks
+
+    with pytest.raises(KeyboardInterrupt), gate.slot(on_wait=stopped_page):
+        pass
+    assert gate.waiting() == 0  # its ticket did not stay first in line, blocking everyone behind it
+    release.set()
+    h.join(WAIT)
+    with gate.slot() as held:  # the next click gets the slot
+        assert held and gate.running() == 1
