@@ -3,6 +3,7 @@ together, and every session gets exactly its own results, progress and start, in
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -69,8 +70,9 @@ class Click:
         return self
 
 
-def _queue_behind_a_holder(gate, clicks):
-    """Start the clicks one by one while another session holds the only slot; release it once all wait."""
+@contextlib.contextmanager
+def _slot_held_elsewhere(gate):
+    """Another session holds the gate's only slot (in its own thread) until the block ends."""
     release, holding = threading.Event(), threading.Event()
 
     def holder():
@@ -81,12 +83,20 @@ def _queue_behind_a_holder(gate, clicks):
     h = threading.Thread(target=holder)
     h.start()
     assert holding.wait(WAIT)
-    for n, c in enumerate(clicks, 1):
-        c.start()
-        while gate.waiting() < n:  # in arrival order
-            threading.Event().wait(0.01)
-    release.set()
-    h.join(WAIT)
+    try:
+        yield
+    finally:
+        release.set()
+        h.join(WAIT)
+
+
+def _queue_behind_a_holder(gate, clicks):
+    """Start the clicks one by one while another session holds the only slot; release it once all wait."""
+    with _slot_held_elsewhere(gate):
+        for n, c in enumerate(clicks, 1):
+            c.start()
+            while gate.waiting() < n:  # in arrival order
+                threading.Event().wait(0.01)
     for c in clicks:
         c.thread.join(WAIT)
         assert not c.thread.is_alive(), c.name
@@ -140,24 +150,14 @@ def test_a_batch_never_holds_more_than_one_train_is_allowed(toy, tiny_backbone, 
 
 
 def test_a_waiter_whose_page_stops_while_queued_leaves_the_line():
-    gate, release, holding = TrainingGate(1), threading.Event(), threading.Event()
-
-    def holder():
-        with gate.slot():
-            holding.set()
-            release.wait(WAIT)
-
-    h = threading.Thread(target=holder)
-    h.start()
-    assert holding.wait(WAIT)
+    gate = TrainingGate(1)
 
     def stopped_page(place):
         raise KeyboardInterrupt("rerun")  # Streamlit stops a script from inside its callbacks
 
-    with pytest.raises(KeyboardInterrupt), gate.slot(on_wait=stopped_page):
-        pass
-    assert gate.waiting() == 0  # its ticket did not stay first in line, blocking everyone behind it
-    release.set()
-    h.join(WAIT)
+    with _slot_held_elsewhere(gate):
+        with pytest.raises(KeyboardInterrupt), gate.slot(on_wait=stopped_page):
+            pass
+        assert gate.waiting() == 0  # its ticket did not stay first in line, blocking everyone behind it
     with gate.slot() as held:  # the next click gets the slot
         assert held and gate.running() == 1
