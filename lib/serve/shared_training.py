@@ -211,6 +211,11 @@ def _relay(request: _Request, progress: ProgressFn | None, on_start: Callable[[]
                 on_start()
         elif progress is not None:
             progress(event)
+    return _answer(request)
+
+
+def _answer(request: _Request) -> SharedSweep:
+    """What its batch gave a request: its own sweep, or the error training raised for it."""
     if request.error is not None:
         raise request.error
     return SharedSweep(request.result, shared=request.shared)
@@ -252,9 +257,7 @@ def train_shared(heads: Sequence[HeadConfig], data: TaskData, loaded: LoadedBack
                     if batch:
                         the_gate.wake()  # the requests taken along leave the line now
                         _train_batch(batch, progress, on_start)
-                        if request.error is not None:
-                            raise request.error
-                        return SharedSweep(request.result, shared=request.shared)
+                        return _answer(request)
         finally:
             with _PENDING_LOCK:
                 if request in _PENDING:
