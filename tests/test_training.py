@@ -172,8 +172,8 @@ def test_history_and_snapshots_have_the_promised_shape(toy, tiny_backbone):
     assert run.history["epoch"] == [1, 2, 3, 4, 5]
     for key in ("loss", "val_loss", "grad_norm", "val_exact_match", "val_hamming_accuracy"):
         assert len(run.history[key]) == 5
-    assert sorted(run.snapshots) == [0, 1, 2, 5]
-    assert run.snapshots[0].shape == (len(sweep.y_val), 3)
+    assert sorted(run.snapshots) == sorted(run.pre_activations) == [0, 1, 2, 3, 4, 5]  # every epoch
+    assert run.snapshots[0].shape == run.pre_activations[0].shape == (len(sweep.y_val), 3)
     assert sweep.backend == "tensorflow" and sweep.keras_version.startswith("3.")
 
 

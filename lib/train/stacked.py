@@ -93,12 +93,14 @@ class Stack:
         last = len(self.kernels) - 1
 
         def forward(a, training: bool):
-            # What each head's Dense layers (and Dropout) compute, on a leading head axis.
+            # What each head's Dense layers (and Dropout) compute, on a leading head axis; also the output
+            # layer's values before its activation.
             for i, (k, b) in enumerate(zip(self.kernels, self.biases)):
                 if i == last and rate > 0 and training:
                     a = tf.stack([keras.random.dropout(a[h], rate, seed=self.gens[h]) for h in range(cap)])
-                a = acts[i](tf.matmul(a, k) + b)
-            return a
+                z = tf.matmul(a, k) + b
+                a = acts[i](z)
+            return a, z
 
         def per_head_loss(y, out):  # Keras's "sum over batch size", head by head
             values = per_sample(y, out)
@@ -107,7 +109,7 @@ class Stack:
         def step(x, y, idx, alive):
             xb, yb = tf.gather(x, idx), tf.gather(y, idx)
             with tf.GradientTape() as tape:
-                losses = per_head_loss(yb, forward(xb, True))
+                losses = per_head_loss(yb, forward(xb, True)[0])
                 total = tf.reduce_sum(tf.where(alive, losses, tf.zeros_like(losses)))
             grads = tape.gradient(total, tvars)
             grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, tvars)]
@@ -120,15 +122,16 @@ class Stack:
             return losses, gnorm
 
         def evaluate(x_va, y_va):
-            out = forward(x_va[None], False)
+            out, z = forward(x_va[None], False)
             y = tf.broadcast_to(y_va[None], tf.concat([[cap], tf.shape(y_va)], 0))
-            return out, per_head_loss(y, out)
+            return out, z, per_head_loss(y, out)
 
         def run(x, y, x_va, y_va, orders, alive):
             # orders [C, cap, n]: C epochs, each head's own batch order. Returns per epoch and head: training
-            # loss, mean gradient norm, validation outputs and loss, whether all were finite; and `alive`.
+            # loss, mean gradient norm, validation outputs (and their pre-activation values) and loss, whether
+            # all were finite; and `alive`.
             epochs = tf.shape(orders)[0]
-            ta = {k: tf.TensorArray(tf.float32, size=epochs) for k in ("loss", "gnorm", "val_loss", "out")}
+            ta = {k: tf.TensorArray(tf.float32, size=epochs) for k in ("loss", "gnorm", "val_loss", "out", "z")}
             ta_finite = tf.TensorArray(tf.bool, size=epochs)
             for e in tf.range(epochs):
                 loss_sum, gnorm_sum = tf.zeros((cap,)), tf.zeros((cap,))
@@ -141,7 +144,7 @@ class Stack:
                     loss_sum += losses * tf.cast(size, tf.float32)  # Keras's epoch loss: weighted by batch size
                     gnorm_sum += gnorm
                 loss, gnorm = loss_sum / n_train, gnorm_sum / n_batches
-                out, val_loss = evaluate(x_va, y_va)
+                out, z, val_loss = evaluate(x_va, y_va)
                 finite = tf.math.is_finite(loss) & tf.math.is_finite(val_loss)
                 finite &= tf.reduce_all(tf.math.is_finite(tf.reshape(out, (cap, -1))), axis=1)
                 for v in tvars:
@@ -151,6 +154,7 @@ class Stack:
                 ta["gnorm"] = ta["gnorm"].write(e, gnorm)
                 ta["val_loss"] = ta["val_loss"].write(e, val_loss)
                 ta["out"] = ta["out"].write(e, tf.cast(out, tf.float32))
+                ta["z"] = ta["z"].write(e, tf.cast(z, tf.float32))
                 ta_finite = ta_finite.write(e, finite)
             return {**{k: v.stack() for k, v in ta.items()}, "finite": ta_finite.stack(), "alive": alive}
 
@@ -201,16 +205,17 @@ class Stack:
                 self.warnings.append(text[:400])
         return result
 
-    def evaluate(self, x_va, y_va) -> tuple[np.ndarray, np.ndarray]:
-        """Validation outputs [H, m, u] and losses [H] of the loaded heads, before training."""
-        out, loss = self._traced("evaluate", x_va, y_va)
+    def evaluate(self, x_va, y_va) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validation outputs [H, m, u], their pre-activation values [H, m, u] and losses [H] of the loaded
+        heads, before training."""
+        out, z, loss = self._traced("evaluate", x_va, y_va)
         n = len(self._members)
-        return out.numpy()[:n], loss.numpy()[:n]
+        return out.numpy()[:n], z.numpy()[:n], loss.numpy()[:n]
 
     def train(self, x, y, x_va, y_va, orders: np.ndarray, alive: np.ndarray) -> dict[str, np.ndarray]:
         """Train the loaded heads for orders.shape[0] epochs; orders [C, H, n] (H = loaded heads), alive [H].
 
-        Returns arrays with a leading epoch axis (loss, gnorm, val_loss [C, H]; out [C, H, m, u]; finite)
+        Returns arrays with a leading epoch axis (loss, gnorm, val_loss [C, H]; out, z [C, H, m, u]; finite)
         and the heads still alive after the chunk."""
         import tensorflow as tf
 

@@ -33,6 +33,7 @@ from lib.heads.pairings import Verdict, target_format, verdict_for
 from lib.train import metrics as M
 from lib.train.cost import check, estimate, parallel_heads
 from lib.train.keras_objects import make_loss, make_optimizer
+from lib.train.loss_seen import LossUsed, confidently_wrong, measure_loss_used, sample_losses, top_losses
 from lib.train.stacked import STACK_SIZES, Member, Stack, capacity, stack_key
 
 MAX_EPOCHS = 500
@@ -52,6 +53,8 @@ class RunResult:
     history: dict[str, list] = field(default_factory=dict)
     final: dict[str, float | None] = field(default_factory=dict)
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch -> raw val outputs
+    # epoch -> the output layer's values before its activation (what TF's cross-entropy may read instead)
+    pre_activations: dict[int, np.ndarray] = field(default_factory=dict)
     diverged_epoch: int | None = None
     error: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -63,6 +66,12 @@ class RunResult:
     # Wall-clock seconds of each epoch in history["epoch"] (training pass + validation predict()). Kept out
     # of `history`, whose numbers are the same for the same config and seed; these are not.
     epoch_seconds: list[float] = field(default_factory=list)
+    # Measured after training (lib.train.loss_seen): which tensor the loss consumed, the validation images
+    # with the highest loss on what predict() returned (index, loss; worst first), and how many
+    # predictions are wrong with a probability >= 0.9 (None for regression, errors and diverged heads).
+    loss_used: LossUsed | None = None
+    top_losses: list[tuple[int, float]] = field(default_factory=list)
+    confidently_wrong: int | None = None
 
     @property
     def label(self) -> str:
@@ -140,10 +149,20 @@ def encode_targets(config: HeadConfig, y: np.ndarray, n_outputs: int) -> np.ndar
     return np.eye(n_classes, dtype=np.float32)[y.astype(int)]
 
 
+# The memory bound of a run's snapshots: before training plus at most this many epochs (every epoch of a
+# run this long or shorter; longer runs evenly thinned, the last epoch always kept). Each snapshot holds
+# the validation outputs and their pre-activation values: 2 x n_val x units float32 (a 200-image,
+# 10-class sample: 16 kB), so a 12-head sweep's snapshots stay under 12 x 51 x 16 kB = 10 MB.
+MAX_SNAPSHOT_EPOCHS = 50
+
+
 def snapshot_epochs(epochs: int) -> list[int]:
-    """Epochs whose validation outputs are kept: before training, a few in between, and the last."""
-    marks = {0, 1, 2, 5, 10, 20, 50, 100, 200, epochs}
-    return sorted(e for e in marks if e <= epochs)
+    """Epochs whose validation outputs are kept: 0 and every epoch up to MAX_SNAPSHOT_EPOCHS, evenly
+    thinned beyond (always ending with the last)."""
+    if epochs <= MAX_SNAPSHOT_EPOCHS:
+        return list(range(epochs + 1))
+    picks = np.round(np.linspace(epochs / MAX_SNAPSHOT_EPOCHS, epochs, MAX_SNAPSHOT_EPOCHS)).astype(int)
+    return [0, *sorted(set(picks.tolist()))]
 
 
 def _structure_key(config: HeadConfig, *shapes) -> tuple:
@@ -221,18 +240,25 @@ class _Compiled:
                 gnorm_sum += gnorm
             return loss_sum / n, gnorm_sum / (n_full + (1 if rem else 0))
 
+        import keras
+
+        # The same forward pass, also returning the output layer's input, so the values before its
+        # activation (z = input @ kernel + bias, as Dense computes them) come with every predict().
+        both = keras.Model(model.inputs, [model.outputs[0], out_layer.input])
+
         def evaluate(x, y):
-            out = model(x, training=False)
-            return out, loss_fn(y, out)
+            out, before = both(x, training=False)
+            z = keras.ops.add(keras.ops.matmul(before, out_layer.kernel), out_layer.bias)
+            return out, z, loss_fn(y, out)
 
         @tf.function
         def epoch_and_evaluate(x, y, order, x_va, y_va):
             # One graph call per head and epoch: training, the validation pass and the check that every
             # weight is still finite (three calls and a copy of every weight to NumPy, before).
             loss, gnorm = train_epoch(x, y, order)
-            out, val_loss = evaluate(x_va, y_va)
+            out, z, val_loss = evaluate(x_va, y_va)
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tvars])
-            return loss, gnorm, out, val_loss, finite
+            return loss, gnorm, out, z, val_loss, finite
 
         self.epoch_and_evaluate, self.evaluate = epoch_and_evaluate, tf.function(evaluate)
 
@@ -317,10 +343,10 @@ class _HeadRunner:
 
     def epoch(self, order: np.ndarray) -> dict:
         """Train one epoch, then predict() on the validation images: the figures of that epoch."""
-        loss, gnorm, out, val_loss, finite = self.compiled.epoch_and_evaluate(
+        loss, gnorm, out, z, val_loss, finite = self.compiled.epoch_and_evaluate(
             self.x_tr, self.y_tr, order, self.x_va, self.y_va)
-        return {"loss": float(loss), "gnorm": float(gnorm), "out": out.numpy(), "val_loss": float(val_loss),
-                "finite": bool(finite)}
+        return {"loss": float(loss), "gnorm": float(gnorm), "out": out.numpy(), "z": z.numpy(),
+                "val_loss": float(val_loss), "finite": bool(finite)}
 
     def evaluate(self):
         return self.compiled.evaluate(self.x_va, self.y_va)
@@ -394,12 +420,12 @@ class _StackGroup:
             if stack is None:
                 stack = Stack(config, int(x_tr.shape[1]), n_out, cap, int(x_tr.shape[0]), batch_size)
             stack.load([Member(r.config, s, y_tr_raw, n_out) for r, s in zip(runs, seeds, strict=True)])
-            outs, losses = stack.evaluate(x_va, y_va)
+            outs, zs, losses = stack.evaluate(x_va, y_va)
         except Exception:
             return None
         share = (time.perf_counter() - t0) / len(runs)
         for h, run in enumerate(runs):
-            run.snapshots[0] = outs[h]
+            run.snapshots[0], run.pre_activations[0] = outs[h], zs[h]
             run.final["initial_val_loss"] = float(losses[h])
             run.warnings += [w for w in stack.warnings if w not in run.warnings]
             run.seconds += share
@@ -430,7 +456,7 @@ class _StackGroup:
             return {"error": self.error, "warnings": [], "seconds": self.seconds}
         h, k, r = self.indices.index(i), epoch - self.start_epoch, self.result
         return {"loss": float(r["loss"][k, h]), "gnorm": float(r["gnorm"][k, h]), "out": r["out"][k, h],
-                "val_loss": float(r["val_loss"][k, h]), "finite": bool(r["finite"][k, h]),
+                "z": r["z"][k, h], "val_loss": float(r["val_loss"][k, h]), "finite": bool(r["finite"][k, h]),
                 "warnings": list(self.stack.warnings), "seconds": self.seconds}
 
     def release(self) -> None:
@@ -580,8 +606,8 @@ def train_together(parts: Sequence[SweepPart], data: TaskData, *, epochs: int = 
             try:
                 runner = _HeadRunner(first, x_tr, x_va, y_tr, y_va, n_out, seeds[i], batch_size,
                                      bb.model, cut, bb_id, feature_key != cut.index)
-                out, val_loss = runner.evaluate()
-                run.snapshots[0] = out.numpy()
+                out, z, val_loss = runner.evaluate()
+                run.snapshots[0], run.pre_activations[0] = out.numpy(), z.numpy()
                 run.final["initial_val_loss"] = float(val_loss)
                 run.notes += runner.notes
             except Exception as e:  # a head Keras refuses must not stop the others
@@ -646,6 +672,7 @@ def train_together(parts: Sequence[SweepPart], data: TaskData, *, epochs: int = 
                         for i in g.indices:
                             del in_stack[i]
                             runs[i].snapshots.clear()
+                            runs[i].pre_activations.clear()
                             runs[i].final.clear()
                             start_alone(i)
                         g.release()
@@ -672,6 +699,7 @@ def train_together(parts: Sequence[SweepPart], data: TaskData, *, epochs: int = 
                     for i, step in zip(live, steps):
                         if runs[i].status == "ok" and "out" in step:
                             runs[i].snapshots[epoch] = step["out"]  # "after training" is this epoch
+                            runs[i].pre_activations[epoch] = step["z"]
                             runs[i].notes.append(stopped)
                     notes.append(stopped)
                     break
@@ -837,7 +865,7 @@ def _start_phase2(run: RunResult, phase1: _HeadRunner, cuts: dict[int, Cut], fea
             runner.start_from(phase1)
             # What the phase-2 model predicts before its first step: phase 1's last outputs, to float precision
             # (the same weights, the frozen top now computed from the cut's features instead of extracted).
-            run.final["fine_tune_start_val_loss"] = float(runner.evaluate()[1])
+            run.final["fine_tune_start_val_loss"] = float(runner.evaluate()[2])
         except Exception as e:
             if runner is not None:
                 runner.release()
@@ -867,12 +895,11 @@ def _record(run: RunResult, runner: _HeadRunner, step: dict, epoch: int, keep: s
     h["grad_norm"].append(step["gnorm"])
     for name, value in M.task_metrics(run.config, out, y_va).items():
         h[name].append(value)
-    if epoch in keep:
-        run.snapshots[epoch] = out
     finite = math.isfinite(loss) and math.isfinite(val_loss) and bool(np.all(np.isfinite(out)))
+    if epoch in keep or not finite or not step["finite"]:
+        run.snapshots[epoch], run.pre_activations[epoch] = out, step["z"]
     if not finite or not step["finite"]:
         run.status, run.diverged_epoch = "diverged", epoch
-        run.snapshots[epoch] = out
 
 
 def _unique_warnings(caught) -> list[str]:
@@ -895,6 +922,13 @@ def _finalise(run: RunResult, loss_fn, y_va_encoded: np.ndarray | None, y_va: np
     run.final.update(M.task_metrics(run.config, out, y_va))
     if loss_fn is not None:
         run.final["val_loss_on_predictions"] = _loss_on_predictions(loss_fn, y_va_encoded, out)
+    if y_va_encoded is None or run.status == "error":
+        return
+    reported = {0: run.final.get("initial_val_loss"), **dict(zip(run.history["epoch"], run.history["val_loss"]))}
+    run.loss_used = measure_loss_used(run.config, y_va_encoded, run.snapshots, run.pre_activations, reported)
+    if run.status == "ok":
+        run.top_losses = top_losses(sample_losses(run.config, y_va_encoded, y_va, out))
+        run.confidently_wrong = confidently_wrong(run.config, out, y_va)
 
 
 def _loss_on_predictions(loss_fn, y_va_encoded: np.ndarray, out: np.ndarray) -> float | None:
