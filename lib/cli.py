@@ -36,6 +36,18 @@ one entry per head in `runs`: label, config, status, history, final, outputs, an
                  (level ok|warning|error, message, symptoms with code/severity/message/knob/cause, knobs)
   table_verdict  the pairing table's own verdict before training (level, codes, message, symptoms, knobs)
   diagnostics    the same symptoms as verdict.symptoms
+  loss_used      which values the loss was computed on, measured by recomputing the reported validation
+                 loss of every kept epoch from each candidate (not taken from the docs):
+                 pre_activation (the values before softmax/sigmoid), outputs (what predict() returns),
+                 clipped_outputs (the outputs clipped into (ε, 1−ε)), or unknown (none reproduces it)
+  loss_used_evidence  how clear that was (clarity clear|weak|none|single), the sentence the app shows,
+                 the reported loss and each candidate's recomputed loss at the last epoch checked
+  top_losses     the validation images it gets most wrong, worst first: [{{index, loss}}], index into the
+                 validation set, loss = the head's own loss on what predict() returned (regression: the
+                 absolute error in the target's units); empty for a diverged or refused head
+  confidently_wrong  how many validation predictions are wrong with probability >= 0.9 (one unit:
+                 >= 0.9 or <= 0.1; multi-label: per image and label); null for regression heads
+Outputs are kept for every epoch up to 50 (evenly thinned beyond: at most 51 per run).
 """
 
 

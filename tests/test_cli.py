@@ -51,6 +51,17 @@ def test_sweep_writes_the_documented_json(tmp_path, capsys):
     # CPUs where TensorFlow uses Eigen's softmax instead of oneDNN's)
     assert float_equal([softmax["outputs"]["3"]["min"], softmax["outputs"]["3"]["max"]], 1.0).all()
     assert sigmoid["final"]["val_accuracy"] > 0.8  # pretrained features separate footwear easily
+    # which tensor the loss used, measured on this run; the images it gets most wrong; confidently wrong
+    assert softmax["loss_used"] == "pre_activation" and softmax["loss_used_evidence"]["clarity"] == "clear"
+    assert sigmoid["loss_used"] in ("pre_activation", "clipped_outputs")  # saturation decides how it shows
+    n_val = report["n_val"]
+    for run in report["runs"]:
+        losses = [t["loss"] for t in run["top_losses"]]
+        assert losses == sorted(losses, reverse=True) and 0 < len(losses) <= n_val
+        assert all(0 <= t["index"] < n_val for t in run["top_losses"])
+        assert isinstance(run["confidently_wrong"], int)
+    # softmax over one unit says 1 for every image: every negative validation image is confidently wrong
+    assert softmax["confidently_wrong"] == round(n_val * (1 - softmax["final"]["val_accuracy"]))
     printed = capsys.readouterr().out
     assert "softmax×1 + BCE" in printed and "error" in printed
 
@@ -62,6 +73,7 @@ def test_sweep_defaults_to_the_task_head_and_sample_data(capsys):
     assert report["dataset"] == "shapes" and report["unit"]
     assert (run["config"]["activation"], run["config"]["loss"], run["config"]["units"]) == ("linear", "mse", None)
     assert run["final"]["val_mae"] > 0
+    assert run["confidently_wrong"] is None and run["loss_used"] == "outputs"  # regression: no probabilities
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
@@ -144,3 +156,13 @@ def test_hostile_datasets_exit_2_with_one_clear_line(tmp_path, capsys, monkeypat
     assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
     assert "Traceback" not in err and len(err) < 600
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary extraction folder is gone
+
+
+def test_help_documents_the_inspection_fields():
+    from lib.train.loss_seen import LABELS
+
+    text = run_cli("sweep", "--help").stdout
+    for field in ("loss_used", "top_losses", "confidently_wrong"):
+        assert f"\n  {field}" in text, field
+    for label in LABELS:  # every value loss_used can take is explained
+        assert label in text, label

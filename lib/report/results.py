@@ -20,6 +20,18 @@ def _clean(x):
     return x
 
 
+def inspection(run) -> dict:
+    """What the head's loss was computed on, its worst validation images and its confidently-wrong count,
+    as the CLI's JSON names them (a head Keras refused: `unknown`, no images, null)."""
+    used = run.loss_used
+    return {
+        "loss_used": used.label if used else "unknown",
+        "loss_used_evidence": used.to_dict() if used else {"statement": "Keras refused this head: nothing ran."},
+        "top_losses": [{"index": i, "loss": v} for i, v in run.top_losses],
+        "confidently_wrong": run.confidently_wrong,
+    }
+
+
 def sweep_to_dict(sweep: SweepResult) -> dict:
     """Everything a report needs, JSON-ready (output arrays summarised, not dumped)."""
     runs = []
@@ -39,6 +51,7 @@ def sweep_to_dict(sweep: SweepResult) -> dict:
             "final": run.final,
             "outputs": {str(epoch): output_summary(out, run.config.activation, sweep.y_val, sweep.task)
                         for epoch, out in sorted(run.snapshots.items())},
+            **inspection(run),
             "warnings": run.warnings,
             "notes": run.notes,
             "cut": run.cut,
