@@ -1,0 +1,360 @@
+"""Inside the head: what the loss was computed on beside what predict() returned, every head's outputs
+moving epoch by epoch (Plotly animation frames: the browser redraws them, no server round trip), the
+regression residuals, the images a head gets most wrong, and one image's outputs in every head.
+
+Which values the loss used comes from the run's own measurement (RunResult.loss_used, lib.train.loss_seen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lib.report.base import (
+    FONT_SIZE,
+    HEIGHT,
+    _class_names,
+    _layout,
+    _message_figure,
+    _no_outputs_message,
+    _pick_epoch,
+    _run_and_name,
+    _t,
+    run_colors,
+    run_names,
+)
+from lib.report.outputs import NEG_COLOR, POS_COLOR, _facets, _is_probability
+from lib.train import metrics as M
+from lib.train.loss_seen import loss_view
+from lib.train.trainer import RunResult, SweepResult
+
+BINS = 40
+_LOSS_COLUMN = {"pre_activation": "the pre-{act} values", "outputs": "the outputs",
+                "clipped_outputs": "the outputs, clipped to [ε, 1−ε]", "unknown": "(not reproduced)"}
+
+
+def loss_column_title(run: RunResult) -> str:
+    """'What the loss used: the pre-softmax values' (or the outputs, or clipped outputs)."""
+    label = run.loss_used.label if run.loss_used else "unknown"
+    return "what the loss used: " + _LOSS_COLUMN[label].format(act=run.config.activation)
+
+
+def _seen(run: RunResult, epoch: int) -> np.ndarray:
+    """The values the loss used at `epoch` (measured label; unknown: the pre-activation values)."""
+    label = run.loss_used.label if run.loss_used else "unknown"
+    z = run.pre_activations.get(epoch, run.snapshots[epoch])
+    return np.asarray(loss_view(run.config, "pre_activation" if label == "unknown" else label,
+                                run.snapshots[epoch], z), dtype=float)
+
+
+def _groups(sweep: SweepResult, values: np.ndarray) -> tuple[list[tuple[str, np.ndarray, str]], str]:
+    """One value list per truth group (facets of a multi-label head pooled into one), and the axis title."""
+    facets, x_title = _facets(sweep, values)
+    if len(facets) == 1:
+        return facets[0][1], x_title
+    pooled: dict[str, tuple[list, str]] = {}
+    for _, groups in facets:
+        for name, vals, color in groups:
+            pooled.setdefault(name, ([], color))[0].append(vals)
+    return [(n, np.concatenate(v), c) for n, (v, c) in pooled.items()], x_title + " (all labels pooled)"
+
+
+def _edges(arrays: list[np.ndarray], probability: bool) -> np.ndarray:
+    """Shared bin edges for every epoch of one panel, so an animation's axes stay put."""
+    if probability:
+        return np.linspace(-0.0125, 1.0125, 42)
+    finite = np.concatenate([a[np.isfinite(a)] for a in arrays]) if arrays else np.zeros(0)
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi - lo < 1e-9:  # every value the same (softmax over one unit: 1.0): one bin around it
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, BINS + 1)
+
+
+def _counts(vals: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    finite = vals[np.isfinite(vals)]
+    counts, _ = np.histogram(np.clip(finite, edges[0], edges[-1]), bins=edges)
+    return counts
+
+
+def loss_seen_figure(sweep: SweepResult, run_index: int, epoch: int | None = None) -> go.Figure:
+    """Two panels per row, the same validation images coloured by true class: the values the loss was
+    computed on (as measured) and the values predict() returns; before training and at `epoch` (default:
+    the last). Regression: the residuals (predicted − true, in the target's units) instead."""
+    run, name = _run_and_name(sweep, run_index)
+    title = f"What the loss saw vs what predict() returned — {name}"
+    if not run.snapshots:
+        return _message_figure(title, _no_outputs_message(run))
+    if sweep.task == "regression":
+        return residual_histogram(sweep, run_index, epoch)
+    after = _pick_epoch(run, epoch)
+    rows = [("before training (epoch 0)", 0)] if 0 in run.snapshots and after != 0 else []
+    rows.append((f"epoch {after}", after))
+    loss_title = loss_column_title(run)
+    titles = [t for label, _ in rows for t in (f"{loss_title} — {label}", f"predict() — {label}")]
+    fig = make_subplots(rows=len(rows), cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
+    seen = {e: _seen(run, e) for _, e in rows}
+    shown_out = {e: M.probability_view(run.config, np.asarray(run.snapshots[e], dtype=float)) for _, e in rows}
+    shown: set[str] = set()
+    for col, source, prob in ((1, seen, False), (2, shown_out, _is_probability(run.config))):
+        per_row = {e: _groups(sweep, v) for e, v in source.items()}
+        edges = _edges([vals for groups, _ in per_row.values() for _, vals, _ in groups], prob)
+        centres = (edges[:-1] + edges[1:]) / 2
+        for r, (_, e) in enumerate(rows, start=1):
+            groups, x_title = per_row[e]
+            if not any(np.isfinite(v).any() for _, v, _ in groups):
+                fig.add_annotation(text="NaN/inf: nothing to draw", x=0.5, y=0.5, xref="x domain", yref="y domain",
+                                   showarrow=False, font=dict(size=FONT_SIZE, color="#b22222"), row=r, col=col)
+            for group, vals, color in groups:
+                fig.add_trace(go.Bar(x=centres, y=_counts(vals, edges), name=group, legendgroup=group,
+                                     showlegend=group not in shown, marker=dict(color=color, line=dict(width=0)),
+                                     opacity=0.65, width=float(edges[1] - edges[0]),
+                                     hovertemplate=f"{group}<br>value %{{x:.4g}}<br>%{{y}} values<extra></extra>"),
+                              row=r, col=col)
+                shown.add(group)
+            fig.update_xaxes(title_text=x_title if col == 2 else "value the loss used", row=r, col=col)
+    fig.update_yaxes(title_text="count")
+    statement = run.loss_used.statement if run.loss_used else "Keras refused this head: nothing was measured."
+    fig = _layout(fig, title, _t(statement), height=max(HEIGHT, 150 + 300 * len(rows)), barmode="overlay")
+    return fig.update_layout(margin=dict(t=fig.layout.margin.t + 30))  # room for the subplot titles
+
+
+def residual_histogram(sweep: SweepResult, run_index: int, epoch: int | None = None) -> go.Figure:
+    """A regression head's residuals (predicted − true, in the target's units), before and after training."""
+    run, name = _run_and_name(sweep, run_index)
+    title = f"Residuals — {name}"
+    if not run.snapshots:
+        return _message_figure(title, _no_outputs_message(run))
+    after = _pick_epoch(run, epoch)
+    epochs = ([0] if 0 in run.snapshots and after != 0 else []) + [after]
+    y = np.asarray(sweep.y_val, dtype=float).ravel()
+    res = {e: np.asarray(run.snapshots[e], dtype=float)[:, 0] - y for e in epochs}
+    edges = _edges(list(res.values()), False)
+    centres = (edges[:-1] + edges[1:]) / 2
+    unit = f" ({_t(sweep.unit)})" if sweep.unit else ""
+    fig = go.Figure()
+    for e, color in zip(epochs, (NEG_COLOR, POS_COLOR)[-len(epochs):], strict=True):
+        label = "before training (epoch 0)" if e == 0 else f"epoch {e}"
+        fig.add_trace(go.Bar(x=centres, y=_counts(res[e], edges), name=label, opacity=0.65,
+                             marker=dict(color=color, line=dict(width=0)), width=float(edges[1] - edges[0]),
+                             hovertemplate=f"residual %{{x:.4g}}{unit}<br>%{{y}} images<extra></extra>"))
+    fig.add_vline(x=0, line=dict(color="#333333", dash="dot", width=2))
+    fig.update_xaxes(title_text=f"predicted − true{unit}")
+    fig.update_yaxes(title_text="images")
+    finite = res[after][np.isfinite(res[after])]
+    hint = (f"Median absolute error at epoch {after}: {np.median(np.abs(finite)):.4g}{unit}. "
+            "A narrow spike at 0 is a good head; a wide or shifted one misses." if finite.size
+            else "The outputs are NaN/inf: nothing to draw.")
+    return _layout(fig, title, hint, barmode="overlay")
+
+
+def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Figure:
+    """Every head's validation outputs at every kept epoch, in one figure with a slider and a play button
+    (Plotly animation frames). Classification: per head, the values the loss used and predict()'s, split by
+    the truth; regression: per head, predicted vs true and the residuals."""
+    heads = list(range(len(sweep.runs))) if heads is None else heads
+    names = run_names(sweep)
+    trained = [i for i in heads if sweep.runs[i].snapshots]
+    title = "Watch the outputs move — every head, epoch by epoch"
+    if not trained:
+        return _message_figure(title, "No head has outputs to show (Keras refused every one).")
+    epochs = sorted(set().union(*(sweep.runs[i].snapshots for i in trained)))
+    regression = sweep.task == "regression"
+    col_titles = ("predicted vs true", "residual (predicted − true)") if regression else None
+    titles = []
+    for i in trained:
+        run = sweep.runs[i]
+        pair = col_titles or (loss_column_title(run), "what predict() returns")
+        titles += [f"{i + 1}. {_t(names[i])} — {pair[0]}", f"{i + 1}. {_t(names[i])} — {pair[1]}"]
+    fig = make_subplots(rows=len(trained), cols=2, subplot_titles=titles, horizontal_spacing=0.08,
+                        vertical_spacing=min(0.12, 0.5 / max(len(trained), 1)))
+    # Frames carry only what moves: the y values of the animated traces (by index); x, colours and the
+    # diagonal stay in the figure (measured: sending x too made a 3-head step ~1.5x slower to redraw).
+    frames_data: dict[int, list] = {e: [] for e in epochs}
+    moving: list[int] = []
+    y = np.asarray(sweep.y_val, dtype=float)
+    colors = run_colors(len(sweep.runs))
+    shown: set[str] = set()
+    for r, i in enumerate(trained, start=1):
+        run = sweep.runs[i]
+        at = {e: _pick_epoch(run, e) if e <= max(run.snapshots) else max(run.snapshots) for e in epochs}
+        if regression:
+            preds = {e: np.asarray(run.snapshots[at[e]], dtype=float)[:, 0] for e in epochs}
+            finite = np.concatenate([y] + [p[np.isfinite(p)] for p in preds.values()])
+            lo, hi = float(finite.min()), float(finite.max())
+            fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", showlegend=False, hoverinfo="skip",
+                                     line=dict(color="#555555", dash="dash", width=1.5)), row=r, col=1)
+            first = epochs[0]
+            fig.add_trace(go.Scatter(x=y, y=preds[first], mode="markers", showlegend=False,
+                                     marker=dict(color=colors[i % len(colors)], size=7, opacity=0.7)), row=r, col=1)
+            edges = _edges([p - y for p in preds.values()], False)
+            centres = (edges[:-1] + edges[1:]) / 2
+            fig.add_trace(go.Bar(x=centres, y=_counts(preds[first] - y, edges), showlegend=False,
+                                 marker=dict(color=colors[i % len(colors)]), width=float(edges[1] - edges[0])),
+                          row=r, col=2)
+            fig.update_yaxes(range=[lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)], row=r, col=1)
+            moving += [len(fig.data) - 2, len(fig.data) - 1]
+            for e in epochs:
+                frames_data[e] += [go.Scatter(y=preds[e]), go.Bar(y=_counts(preds[e] - y, edges))]
+            continue
+        for col, prob in ((1, False), (2, _is_probability(run.config))):
+            values = {e: (_seen(run, at[e]) if col == 1 else
+                          M.probability_view(run.config, np.asarray(run.snapshots[at[e]], dtype=float)))
+                      for e in epochs}
+            grouped = {e: _groups(sweep, v) for e, v in values.items()}
+            edges = _edges([vals for g, _ in grouped.values() for _, vals, _ in g], prob)
+            centres = (edges[:-1] + edges[1:]) / 2
+            top = 1
+            for k, (group, _, color) in enumerate(grouped[epochs[0]][0]):
+                counts = {e: _counts(grouped[e][0][k][1], edges) for e in epochs}
+                top = max(top, *(int(c.max()) for c in counts.values()))
+                fig.add_trace(go.Bar(x=centres, y=counts[epochs[0]], name=group, legendgroup=group,
+                                     showlegend=group not in shown, opacity=0.65, width=float(edges[1] - edges[0]),
+                                     marker=dict(color=color, line=dict(width=0)),
+                                     hovertemplate=f"{group}<br>value %{{x:.4g}}<br>%{{y}}<extra></extra>"),
+                              row=r, col=col)
+                shown.add(group)
+                moving.append(len(fig.data) - 1)
+                for e in epochs:
+                    frames_data[e].append(go.Bar(y=counts[e]))
+            fig.update_yaxes(range=[0, top * 1.05], row=r, col=col)  # fixed: bars grow and shrink, axes stay
+    fig.frames = [go.Frame(name=str(e), data=frames_data[e], traces=moving) for e in epochs]
+    step = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+    fig.update_layout(
+        barmode="overlay",
+        sliders=[dict(active=len(epochs) - 1, currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE + 2)),
+                      x=0.2, len=0.8, y=0, yanchor="top", pad=dict(t=50), steps=[dict(label=str(e), method="animate", args=[[str(e)], step])
+                                             for e in epochs])],
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
+                          pad=dict(t=80, r=10), direction="left",
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, dict(mode="immediate", fromcurrent=True,
+                                                         frame=dict(duration=250, redraw=False),
+                                                         transition=dict(duration=0))]),
+                                   dict(label="❚❚ pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])])
+    # The figure opens at the last epoch: set the traces to it (frames only change them once moved).
+    for k, last in zip(moving, frames_data[epochs[-1]], strict=True):
+        fig.data[k].y = last.y
+    hint = ("Drag the slider or press play: every head moves together. Classification: left, what the loss "
+            "used; right, what predict() returns, split by the truth.") if not regression else \
+        "Drag the slider or press play: the points should gather on the diagonal and the residuals at 0."
+    fig = _layout(fig, title, hint, height=max(HEIGHT, 200 + 260 * len(trained)), barmode="overlay")
+    fig.update_layout(margin=dict(b=150, t=fig.layout.margin.t + 30))  # room for the subplot titles, the slider
+    return fig
+
+
+# ---- the images behind the numbers ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageCard:
+    """One validation image in a gallery: its index, rank, truth and what the head said about it."""
+
+    index: int  # into the validation set
+    rank: int  # 1 = the worst
+    truth: str
+    output: str
+    loss: float
+    loss_name: str  # "loss" or "absolute error"
+
+
+def _truth_text(sweep: SweepResult, index: int) -> str:
+    names, y = _class_names(sweep), np.asarray(sweep.y_val)[index]
+    if sweep.task == "regression":
+        return f"{float(y):.4g} {sweep.unit}".strip()
+    if sweep.task == "multilabel":
+        present = [names[k] for k in np.flatnonzero(np.asarray(y) > 0.5)]
+        return ", ".join(present) or "(no label)"
+    return names[int(y)] if int(y) < len(names) else str(int(y))
+
+
+def output_text(sweep: SweepResult, run: RunResult, index: int, epoch: int | None = None) -> str:
+    """What predict() returned for one image, in words: the predicted class and its probability, or the value."""
+    out = np.asarray(run.snapshots[_pick_epoch(run, epoch)], dtype=float)[index]
+    if sweep.task == "regression":
+        return f"predicted {out[0]:.4g} {sweep.unit}".strip()
+    view = M.probability_view(run.config, out[None])[0]
+    names = _class_names(sweep)
+    if not np.all(np.isfinite(view)):
+        return "NaN/inf"
+    if sweep.task == "multilabel":
+        return ", ".join(f"{names[k] if k < len(names) else k} {view[k]:.2f}" for k in range(len(view)))
+    if len(view) == 1:
+        pos = names[1] if len(names) > 1 else "positive"
+        shown = "1.0 (to float precision)" if M.float_equal(view[0], 1.0) else f"{view[0]:.3g}"
+        return f"{shown} for '{pos}'"
+    k = int(np.argmax(view))
+    return f"{names[k] if k < len(names) else k} {view[k]:.2f}"
+
+
+def top_loss_cards(sweep: SweepResult, run_index: int, k: int = 8) -> list[ImageCard]:
+    """The head's k worst validation images (run.top_losses), with their truth and the head's output."""
+    run = sweep.runs[run_index]
+    loss_name = "absolute error" if sweep.task == "regression" else "loss"
+    return [ImageCard(i, rank, _truth_text(sweep, i), output_text(sweep, run, i), v, loss_name)
+            for rank, (i, v) in enumerate(run.top_losses[:k], start=1)]
+
+
+def no_gallery_reason(run: RunResult) -> str:
+    """Why a head has no top-losses gallery ('' when it has one)."""
+    if run.status == "error":
+        return f"Keras refused this head, so there are no images to rank: {run.error}"
+    if run.status == "diverged":
+        return (f"This head diverged at epoch {run.diverged_epoch}: its outputs became NaN/inf, so no image can "
+                "be ranked by how wrong it is.")
+    if not run.top_losses:
+        return "The loss could not be computed on this head's outputs, so no image can be ranked."
+    return ""
+
+
+def confidently_wrong_text(sweep: SweepResult, run: RunResult) -> str:
+    """The card's one number: how many predictions are wrong at >= 0.9, out of how many."""
+    if run.confidently_wrong is None:
+        return ""
+    n = len(sweep.y_val) * (sweep.n_outputs if sweep.task == "multilabel" else 1)
+    what = "label decisions" if sweep.task == "multilabel" else "images"
+    return f"{run.confidently_wrong} of {n} {what}"
+
+
+def same_image_figure(sweep: SweepResult, index: int, epoch: int | None = None) -> go.Figure:
+    """One validation image's outputs in every head, as bars: what predict() returned (logits heads as the
+    probabilities they stand for), so a class compares heads on the same picture."""
+    title = f"Validation image {index}: every head's output (true: {_t(_truth_text(sweep, index))})"
+    names = run_names(sweep)
+    colors = run_colors(len(sweep.runs))
+    fig = go.Figure()
+    classes = _class_names(sweep)
+    missing = []
+    for i, run in enumerate(sweep.runs):
+        if not run.snapshots:
+            missing.append(f"{i + 1} (refused)")
+            continue
+        out = np.asarray(run.snapshots[_pick_epoch(run, epoch)], dtype=float)[index]
+        view = out if sweep.task == "regression" else M.probability_view(run.config, out[None])[0]
+        if not np.all(np.isfinite(view)):
+            missing.append(f"{i + 1} (NaN/inf)")
+            continue
+        if sweep.task == "regression":
+            labels = ["predicted"]
+        elif len(view) == 1:
+            labels = [f"P({classes[1] if len(classes) > 1 else 'positive'})"]
+        else:
+            labels = [_t(classes[k]) if k < len(classes) else f"unit {k}" for k in range(len(view))]
+        fig.add_trace(go.Bar(x=labels, y=view, name=f"{i + 1}. {_t(names[i])}", marker=dict(color=colors[i % len(colors)]),
+                             hovertemplate="%{x}: %{y:.4g}<extra>" + f"{i + 1}" + "</extra>"))
+    if sweep.task == "regression":
+        fig.add_hline(y=float(np.asarray(sweep.y_val)[index]), line=dict(color="#333333", dash="dot", width=2),
+                      annotation_text="true value")
+    elif sweep.task != "regression":
+        fig.update_yaxes(range=[0, 1.05], title_text="output (probability)")
+    hint = "Bars are what predict() returned for this one image."
+    if missing:
+        hint += " No bars for head " + ", ".join(missing) + "."
+    return _layout(fig, title, hint, barmode="group")
+
+
+def val_image(data, index: int) -> np.ndarray:
+    """The index-th validation image of the sweep's data (validation order, as in y_val)."""
+    return np.asarray(data.images)[np.flatnonzero(data.is_val)[index]]
