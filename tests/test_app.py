@@ -226,3 +226,40 @@ def test_a_link_made_on_an_upload_says_it_opens_with_a_sample():
     notices = [w.value for w in at.warning]
     assert any("made on someone's uploaded data" in visible(n) and "opens with the sample dataset" in visible(n)
                for n in notices), notices
+
+
+def test_results_show_what_the_loss_saw_and_the_images_behind_the_numbers():
+    h1 = default_head("binary").to_url()
+    h2 = default_head("binary", activation="softmax", units=1).to_url()
+    at = open_page("pages/experiment.py", {"task": "binary", "epochs": "3", "size": "64", "h": [h1, h2]})
+    at.button(key="train").click().run()
+    sweep = at.session_state["sweep"]
+    softmax = sweep.runs[1]
+    # each card counts its confidently wrong predictions: softmax over one unit, every negative image
+    wrong = [m for m in at.metric if m.label == "confidently wrong"]
+    assert [m.value for m in wrong] == [f"{r.confidently_wrong} of {len(sweep.y_val)} images" for r in sweep.runs]
+    assert softmax.confidently_wrong == int((sweep.y_val == 0).sum())
+
+    at.segmented_control(key="exp-view").set_value("What the loss saw").run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1 + 2  # every head on one epoch scrubber, then each head's before/after panels
+    import json
+
+    scrub = json.loads(charts[0].proto.spec)
+    assert [f["name"] for f in scrub["frames"]] == ["0", "1", "2", "3"]  # every epoch is a frame
+    text = " ".join(visible(m.value) for m in at.markdown)
+    assert "The loss used the pre-softmax values, not what predict() returns" in text
+
+    at.segmented_control(key="exp-view").set_value("Images").run()
+    assert not at.exception
+    n_cards = sum(min(6, len(r.top_losses)) for r in sweep.runs)
+    assert len(at.get("image")) == n_cards + 1  # the galleries, and the chosen image beside its bars
+    captions = " ".join(visible(c.value) for c in at.caption)
+    assert "#1 · image" in captions and "1.0 (to float precision) for" in captions  # softmax's worst image
+    worst = softmax.top_losses[0][0]
+    buttons = [b for b in at.button if b.label == "every head"]
+    buttons[6 if len(sweep.runs[0].top_losses) >= 6 else len(sweep.runs[0].top_losses)].click().run()
+    assert at.number_input(key="exp-image-input").value == worst  # the softmax gallery's first image, chosen
+    same = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert f"Validation image {worst}" in same["layout"]["title"]["text"]

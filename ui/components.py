@@ -35,15 +35,17 @@ from lib.report.base import run_names
 from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import grad_norm_curves, loss_curves, metric_curves
 from lib.report.html_report import html_report
+from lib.report.inside import confidently_wrong_text
 from lib.report.outputs import output_histograms, output_sum_histogram
 from lib.serve.progress import RedrawThrottle, live_loss_rows
 from lib.train.verdict import RunVerdict, combine
+from ui.inside import render_images, render_loss_seen
 
 log = logging.getLogger("headlab.ui")
 LEVEL_STYLE = {"ok": ("green", "OK", ":material/check_circle:"),
                "warning": ("orange", "Warning", ":material/warning:"),
                "error": ("red", "Mismatch", ":material/error:")}
-VIEWS = ("Curves", "Outputs before / after", "Confusion & calibration", "Export")
+VIEWS = ("Curves", "Outputs before / after", "What the loss saw", "Images", "Confusion & calibration", "Export")
 
 
 # ---- page chrome ----------------------------------------------------------------------------------
@@ -367,7 +369,13 @@ def render_results(sweep, key: str) -> None:
             # The message says whether the run shows the table's problem; otherwise the symptoms say it all.
             verdict_badge(verdict, show_message=verdict.table.level != "ok")
             metric = _headline_metric(sweep, run)
-            if metric:
+            wrong = confidently_wrong_text(sweep, run)
+            if metric and wrong:
+                a, b = st.columns(2)
+                a.metric(*metric)
+                b.metric("confidently wrong", wrong, help="Wrong with a probability of 0.9 or more (one unit: "
+                         "0.9 or more, or 0.1 or less): the calibration lesson in one number.")
+            elif metric:
                 st.metric(*metric)
             for d in verdict.symptoms:
                 (st.error if d["severity"] == "error" else st.warning)(
@@ -409,6 +417,10 @@ def render_results(sweep, key: str) -> None:
             if sweep.task != "regression":  # sums of outputs mean nothing for a regression head
                 chart(output_sum_histogram(sweep, i), f"{key}-sum-{i}")
     elif view == VIEWS[2]:
+        render_loss_seen(sweep, key, chart)
+    elif view == VIEWS[3]:
+        render_images(sweep, key, chart, projector_on())
+    elif view == VIEWS[4]:
         if sweep.task == "regression":
             st.caption("Regression has no confusion matrix: see the predicted-vs-true scatter under Outputs.")
         else:

@@ -327,6 +327,7 @@ def same_image_figure(sweep: SweepResult, index: int, epoch: int | None = None) 
     fig = go.Figure()
     classes = _class_names(sweep)
     missing = []
+    lo, hi = 0.0, 1.0
     for i, run in enumerate(sweep.runs):
         if not run.snapshots:
             missing.append(f"{i + 1} (refused)")
@@ -342,19 +343,29 @@ def same_image_figure(sweep: SweepResult, index: int, epoch: int | None = None) 
             labels = [f"P({classes[1] if len(classes) > 1 else 'positive'})"]
         else:
             labels = [_t(classes[k]) if k < len(classes) else f"unit {k}" for k in range(len(view))]
+        lo, hi = min(lo, float(view.min())), max(hi, float(view.max()))
         fig.add_trace(go.Bar(x=labels, y=view, name=f"{i + 1}. {_t(names[i])}", marker=dict(color=colors[i % len(colors)]),
+                             text=[f"{v:.3g}" for v in view], textposition="outside",
                              hovertemplate="%{x}: %{y:.4g}<extra>" + f"{i + 1}" + "</extra>"))
     if sweep.task == "regression":
         fig.add_hline(y=float(np.asarray(sweep.y_val)[index]), line=dict(color="#333333", dash="dot", width=2),
                       annotation_text="true value")
-    elif sweep.task != "regression":
-        fig.update_yaxes(range=[0, 1.05], title_text="output (probability)")
+    else:  # probabilities in [0, 1]; a relu or linear head's outputs may leave it, and are shown as they are
+        pad = 0.12 * (hi - lo)
+        fig.update_yaxes(range=[lo - (pad if lo < 0 else 0), hi + pad], title_text="output")
     hint = "Bars are what predict() returned for this one image."
     if missing:
         hint += " No bars for head " + ", ".join(missing) + "."
     return _layout(fig, title, hint, barmode="group")
 
 
-def val_image(data, index: int) -> np.ndarray:
-    """The index-th validation image of the sweep's data (validation order, as in y_val)."""
-    return np.asarray(data.images)[np.flatnonzero(data.is_val)[index]]
+def val_images(sweep: SweepResult, data) -> np.ndarray | None:
+    """The sweep's validation images (in y_val's order) from `data`, or None when `data` is not the data the
+    sweep was trained on (another dataset, an upload replaced since): its validation targets must match."""
+    if data is None or data.task != sweep.task or data.dataset != sweep.dataset:
+        return None
+    is_val = np.asarray(data.is_val, bool)
+    y = np.asarray(data.y)[is_val]
+    if y.shape != np.shape(sweep.y_val) or not np.array_equal(y, np.asarray(sweep.y_val)):
+        return None
+    return np.asarray(data.images)[is_val]
