@@ -326,17 +326,17 @@ def test_comparison_figures_in_a_fixed_order(sweeps, task):
     sweep = sweeps[task]
     figs = comparison_figures(sweep)
     keys = list(figs)
-    assert keys[:3] == ["Loss", "Validation metric", "Gradient norm"]
+    assert keys[:4] == ["Loss", "Validation metric", "Gradient norm", "Every head, epoch by epoch (slider and play button)"]
     assert all(isinstance(f, go.Figure) for f in figs.values())
     for i, run in enumerate(sweep.runs):
         per_run = [k for k in keys if k.startswith(f"Run {i + 1}:")]
         if run.status == "error":
             assert not per_run
             continue
-        expected = {"binary": ["outputs", "output sums", "confusion matrix", "calibration"],
-                    "multiclass": ["outputs", "output sums", "confusion matrix", "calibration"],
-                    "multilabel": ["outputs", "output sums", "calibration"],
-                    "regression": ["outputs"]}[task]
+        expected = {"binary": ["outputs", "what the loss saw", "output sums", "confusion matrix", "calibration"],
+                    "multiclass": ["outputs", "what the loss saw", "output sums", "confusion matrix", "calibration"],
+                    "multilabel": ["outputs", "what the loss saw", "output sums", "calibration"],
+                    "regression": ["outputs", "residuals"]}[task]
         assert [k.rsplit(" — ", 1)[1] for k in per_run] == expected
     assert list(comparison_figures(sweep)) == keys  # deterministic
 
@@ -421,3 +421,83 @@ def test_csv_rows_carry_the_loss_on_predictions_and_every_head_setting(sweeps):
     softmax_head = next(r for r in sweep.runs if r.config.activation == "softmax")
     assert softmax_head.config.to_dict()["activation"] == "softmax"
     assert "activation=softmax" in report and "optimizer=adam" in report  # the defaults are written out
+
+
+# ---- inside the head (lib/report/inside.py) -------------------------------------------------------
+
+@pytest.mark.parametrize("task", TASKS)
+def test_loss_seen_panels_for_every_run_including_refused_and_diverged(sweeps, task):
+    from lib.report.inside import loss_seen_figure
+
+    sweep = sweeps[task]
+    for i, run in enumerate(sweep.runs):
+        fig = loss_seen_figure(sweep, i)
+        if run.status == "error":
+            assert "Keras refused this head" in _texts(fig)
+        elif task == "regression":
+            assert fig.layout.title.text.startswith("Residuals") and "predicted − true" in fig.layout.xaxis.title.text
+        else:
+            assert "what the loss used" in _texts(fig) and run.loss_used.statement[:40] in _texts(fig)
+            # the bars of each panel count every validation image (multi-unit/-label: every value) once
+            per_image = {"binary": 1, "multiclass": sweep.n_outputs, "multilabel": sweep.n_outputs}[task]
+            bars = [t for t in fig.data if t.xaxis in ("x", None)]
+            if np.all(np.isfinite(run.snapshots[0])):
+                assert sum(int(np.sum(t.y)) for t in bars) == len(sweep.y_val) * per_image
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_scrubber_has_a_frame_per_kept_epoch_moving_every_trained_head(sweeps, task):
+    from lib.report.inside import scrubber_figure
+
+    sweep = sweeps[task]
+    fig = scrubber_figure(sweep)
+    trained = [r for r in sweep.runs if r.snapshots]
+    epochs = sorted(set().union(*(r.snapshots for r in trained)))
+    assert [f.name for f in fig.frames] == [str(e) for e in epochs]
+    assert [s.label for s in fig.layout.sliders[0].steps] == [str(e) for e in epochs]
+    moving = fig.frames[0].traces
+    assert all(f.traces == moving and len(f.data) == len(moving) for f in fig.frames)
+    assert len({fig.data[k].xaxis for k in moving}) == 2 * len(trained)  # both panels of every trained head
+    for k, frame_trace in zip(moving, fig.frames[-1].data, strict=True):  # opens at the last epoch
+        assert list(fig.data[k].y) == list(frame_trace.y)
+    if task == "binary":
+        assert html.escape(EVIL, quote=False) in _texts(fig) and EVIL not in _texts(fig)  # as _t escapes
+
+
+def test_same_image_every_head_and_the_top_loss_cards(sweeps):
+    from lib.report.inside import (
+        confidently_wrong_text,
+        no_gallery_reason,
+        same_image_figure,
+        top_loss_cards,
+    )
+
+    sweep = sweeps["binary"]
+    worst = sweep.runs[1].top_losses[0][0]
+    fig = same_image_figure(sweep, worst)
+    assert len(fig.data) == len(_trained(sweep))
+    softmax_bar = fig.data[1]
+    assert float_equal(softmax_bar.y[0], 1.0)  # softmax over one unit: 1 for this image too
+    cards = top_loss_cards(sweep, 1, 4)
+    assert [c.rank for c in cards] == [1, 2, 3, 4] and cards[0].index == worst
+    assert cards[0].truth == sweep.label_names[int(sweep.y_val[worst])]
+    assert "(to float precision)" in cards[0].output
+    assert confidently_wrong_text(sweep, sweep.runs[1]) == f"{sweep.runs[1].confidently_wrong} of {len(sweep.y_val)} images"
+    reg = sweeps["regression"]
+    assert "diverged at epoch" in no_gallery_reason(reg.runs[1])
+    assert confidently_wrong_text(reg, reg.runs[0]) == ""
+    assert top_loss_cards(reg, 0, 2)[0].loss_name == "absolute error"
+    assert "Keras refused" in no_gallery_reason(sweeps["multiclass"].runs[1])
+    assert len(same_image_figure(reg, 0).data) == 2  # the diverged head has no bars, and the hint says so
+    assert f"No bars for head 2 (diverged at epoch {reg.runs[1].diverged_epoch})" in _texts(same_image_figure(reg, 0))
+
+
+def test_val_images_only_for_the_data_the_sweep_was_trained_on(sweeps, toy):
+    from lib.report.inside import val_images
+
+    sweep, data = sweeps["binary"], toy("binary")
+    images = val_images(sweep, data)
+    assert images.shape[0] == len(sweep.y_val)
+    np.testing.assert_array_equal(images[0], data.images[np.flatnonzero(data.is_val)[0]])
+    assert val_images(sweep, toy("multiclass")) is None and val_images(sweep, None) is None
+    assert val_images(sweep, replace(data, y=1 - data.y)) is None  # other targets: not this sweep's images

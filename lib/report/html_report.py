@@ -15,6 +15,13 @@ from lib.heads.config import HeadConfig
 from lib.report.base import HEIGHT, run_colors, run_names
 from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import _wide_range, grad_norm_curves, loss_curves, metric_curves
+from lib.report.inside import (
+    confidently_wrong_text,
+    loss_seen_figure,
+    no_gallery_reason,
+    scrubber_figure,
+    top_loss_cards,
+)
 from lib.report.outputs import output_histograms, output_sum_histogram
 from lib.train.trainer import SweepResult
 from lib.train.verdict import combine
@@ -28,6 +35,7 @@ def comparison_figures(sweep: SweepResult) -> dict[str, go.Figure]:
         "Loss": loss_curves(sweep, log_y=_wide_range(sweep, losses)),
         "Validation metric": metric_curves(sweep),
         "Gradient norm": grad_norm_curves(sweep),
+        "Every head, epoch by epoch (slider and play button)": scrubber_figure(sweep),
     }
     names = run_names(sweep)
     for i, run in enumerate(sweep.runs):
@@ -35,6 +43,7 @@ def comparison_figures(sweep: SweepResult) -> dict[str, go.Figure]:
             continue
         prefix = f"Run {i + 1}: {names[i]}"
         figs[f"{prefix} — outputs"] = output_histograms(sweep, i)
+        figs[f"{prefix} — {'residuals' if sweep.task == 'regression' else 'what the loss saw'}"] = loss_seen_figure(sweep, i)
         if sweep.task != "regression":
             figs[f"{prefix} — output sums"] = output_sum_histogram(sweep, i)
         if sweep.task in ("binary", "multiclass"):
@@ -123,6 +132,20 @@ def html_report(sweep: SweepResult, title: str = "Head Lab comparison") -> str:
         for heading, items in (("Warnings", run.warnings), ("Notes", run.notes)):
             if items:
                 parts.append(f"<p>{heading}:</p>\n<ul>" + "".join(f"<li>{e(w)}</li>" for w in items) + "</ul>\n")
+        if run.loss_used is not None:
+            parts.append(f"<p>What the loss used (<code>{e(run.loss_used.label)}</code>, evidence "
+                         f"{e(run.loss_used.clarity or 'none')}): {e(run.loss_used.statement)}</p>\n")
+        wrong = confidently_wrong_text(sweep, run)
+        if wrong:
+            parts.append(f"<p>Confidently wrong (probability ≥ 0.9, or ≤ 0.1 for one unit): {e(wrong)}</p>\n")
+        cards = top_loss_cards(sweep, i, 8)
+        if cards:
+            parts.append("<p>The validation images it gets most wrong:</p>\n<table><tr><th>rank</th><th>image</th>"
+                         "<th>true</th><th>output</th><th>" + e(cards[0].loss_name) + "</th></tr>" + "".join(
+                             f"<tr><td>{c.rank}</td><td>{c.index}</td><td>{e(c.truth)}</td><td>{e(c.output)}</td>"
+                             f"<td>{c.loss:.4g}</td></tr>" for c in cards) + "</table>\n")
+        elif no_gallery_reason(run):
+            parts.append(f"<p class=\"muted\">{e(no_gallery_reason(run))}</p>\n")
         if run.final:
             parts.append("<table>" + "".join(f"<tr><th>{e(k.replace('_', ' '))}</th><td>{e(_fmt(v))}</td></tr>"
                                              for k, v in run.final.items()) + "</table>\n")

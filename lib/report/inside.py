@@ -332,6 +332,9 @@ def same_image_figure(sweep: SweepResult, index: int, epoch: int | None = None) 
         if not run.snapshots:
             missing.append(f"{i + 1} (refused)")
             continue
+        if run.status == "diverged":  # its weights became NaN/inf: no output of it means anything
+            missing.append(f"{i + 1} (diverged at epoch {run.diverged_epoch})")
+            continue
         out = np.asarray(run.snapshots[_pick_epoch(run, epoch)], dtype=float)[index]
         view = out if sweep.task == "regression" else M.probability_view(run.config, out[None])[0]
         if not np.all(np.isfinite(view)):

@@ -33,7 +33,13 @@ from lib.heads.pairings import Verdict, target_format, verdict_for
 from lib.train import metrics as M
 from lib.train.cost import check, estimate, parallel_heads
 from lib.train.keras_objects import make_loss, make_optimizer
-from lib.train.loss_seen import LossUsed, confidently_wrong, measure_loss_used, sample_losses, top_losses
+from lib.train.loss_seen import (
+    LossUsed,
+    confidently_wrong,
+    measure_loss_used,
+    sample_losses,
+    top_losses,
+)
 from lib.train.stacked import STACK_SIZES, Member, Stack, capacity, stack_key
 
 MAX_EPOCHS = 500
