@@ -449,3 +449,92 @@ def test_two_participants_queued_together_train_in_one_batch(browser, tmp_path):
                 page.close()
         finally:
             stop_app(proc)
+
+
+# A slider step's redraw, from the mouse press on the slider to the frame painted after Plotly's animation
+# (plotly_animated, then one requestAnimationFrame): what a class sees when the teacher drags the epoch.
+_WATCH_SCRUB = """plot => {
+    window.__scrub = [];
+    document.addEventListener('mousedown', e => { window.__down = performance.now(); }, true);
+    plot.on('plotly_animated', () => requestAnimationFrame(() => window.__scrub.push(performance.now() - window.__down)));
+}"""
+
+
+def test_see_inside_the_heads_scrub_epochs_and_compare_images(server, browser):
+    """Train 3 heads, scrub the epoch slider of the what-the-loss-saw view, open a head's top-losses gallery
+    and the same image in every head; screenshots at 1280×800 and in projector mode."""
+    import statistics
+
+    from lib.experiment import Experiment
+    from lib.heads.config import default_head
+
+    SHOTS.mkdir(exist_ok=True)
+    heads = (default_head("binary"), default_head("binary", activation="softmax", units=1),
+             default_head("binary", activation="linear"))
+    exp = Experiment(task="binary", dataset="fashion", input_size=64, epochs=6, seed=3, heads=heads)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/experiment?{_experiment_link(exp)}")
+    page.get_by_role("button", name="Train").click(timeout=120_000)
+    page.get_by_text("Trained 3 heads × 6 epochs").wait_for(timeout=180_000)
+    main = page.locator("[data-testid=stMain]")
+    main.get_by_text("confidently wrong").first.wait_for(timeout=60_000)
+    assert main.get_by_text("confidently wrong", exact=True).count() == 3  # on every head's card
+
+    page.get_by_text("What the loss saw", exact=True).click()
+    scrub = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
+    scrub.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    assert "The loss used the pre-softmax values" in main.inner_text()
+    # three heads, two panels each, one frame per epoch (0-6)
+    assert scrub.locator(".cartesianlayer > .subplot").count() == 6
+    scrub.evaluate(_WATCH_SCRUB)
+    scrub.locator(".slider-container").scroll_into_view_if_needed()  # the mouse acts inside the viewport
+    page.wait_for_timeout(300)
+    rail = scrub.locator(".slider-rail-touch-rect").bounding_box()
+    current = scrub.locator(".slider-container text").first  # "epoch N"
+    assert current.text_content() == "epoch 6"  # opens at the last epoch
+    for k in (0, 3, 1, 5, 2, 4, 0, 6):  # click the rail at step k of 0..6
+        page.mouse.click(rail["x"] + 8 + (rail["width"] - 16) * k / 6, rail["y"] + rail["height"] / 2)
+        page.wait_for_timeout(400)
+        assert current.text_content() == f"epoch {k}", k
+    times = page.evaluate("window.__scrub")
+    assert len(times) >= 8, times
+    median = statistics.median(times)
+    print(f"\nepoch scrubber redraw, 3 heads: median {median:.0f} ms, max {max(times):.0f} ms ({[round(t) for t in times]})")
+    page.mouse.click(rail["x"] + 8, rail["y"] + rail["height"] / 2)  # epoch 0 for the screenshot
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "inside-scrubber-epoch0-1280.png"))
+    page.mouse.click(rail["x"] + rail["width"] - 8, rail["y"] + rail["height"] / 2)
+    page.wait_for_timeout(500)
+    scrub.screenshot(path=str(SHOTS / "inside-scrubber-last-epoch.png"))
+
+    page.get_by_text("Images", exact=True).click()
+    page.get_by_text("The images each head gets most wrong").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    gallery = main.locator("[data-testid=stImage]")
+    assert gallery.count() == 3 * 6 + 1  # six per head, and the chosen image
+    gallery.nth(3).scroll_into_view_if_needed()  # the first head's row, the second's under it
+    page.screenshot(path=str(SHOTS / "inside-top-losses-1280.png"))
+    assert "1.0 (to float precision) for" in main.inner_text()
+    every = main.get_by_role("button", name="every head")
+    every.nth(6).click()  # the softmax head's worst image
+    page.wait_for_timeout(2500)
+    chosen = page.get_by_role("spinbutton", name="Validation image").input_value()
+    assert f"#1 · image {chosen}\n" in main.inner_text()  # a worst image was chosen
+    same = page.locator(".js-plotly-plot").filter(has_text=f"Validation image {chosen}:")
+    same.wait_for(timeout=60_000)
+    same.scroll_into_view_if_needed()
+    assert same.locator("g.trace.bars").count() == 3  # one bar per head
+    page.screenshot(path=str(SHOTS / "inside-same-image-1280.png"))
+
+    assert projector_on(page)
+    page.wait_for_timeout(2000)
+    page.get_by_text("The images each head gets most wrong").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "inside-top-losses-projector.png"))
+    page.get_by_text("What the loss saw", exact=True).click()
+    scrub.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    scrub.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "inside-scrubber-projector.png"))
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.close()

@@ -437,7 +437,7 @@ def test_loss_seen_panels_for_every_run_including_refused_and_diverged(sweeps, t
         elif task == "regression":
             assert fig.layout.title.text.startswith("Residuals") and "predicted − true" in fig.layout.xaxis.title.text
         else:
-            assert "what the loss used" in _texts(fig) and run.loss_used.statement[:40] in _texts(fig)
+            assert "loss used: " in _texts(fig) and run.loss_used.statement[:40] in _texts(fig)
             # the bars of each panel count every validation image (multi-unit/-label: every value) once
             per_image = {"binary": 1, "multiclass": sweep.n_outputs, "multilabel": sweep.n_outputs}[task]
             bars = [t for t in fig.data if t.xaxis in ("x", None)]

@@ -30,9 +30,10 @@ def render_loss_seen(sweep, key: str, chart) -> None:
     chart(scrubber_figure(sweep), f"{key}-scrub")
     names = run_names(sweep)
     for i, run in enumerate(sweep.runs):
+        # the measured sentence stays in view; the before/after panels open on request
+        said = run.loss_used.statement if run.loss_used else f"Keras refused this head: {run.error}"
+        st.markdown(f"**{i + 1}. {md_escape(names[i])}:** {md_escape(said)}")
         with st.expander(f"{i + 1}. {names[i]}: before and after training", expanded=len(sweep.runs) == 1):
-            if run.loss_used is not None:
-                st.markdown(md_escape(run.loss_used.statement))
             chart(loss_seen_figure(sweep, i), f"{key}-seen-{i}")
 
 

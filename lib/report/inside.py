@@ -32,14 +32,27 @@ from lib.train.loss_seen import loss_view
 from lib.train.trainer import RunResult, SweepResult
 
 BINS = 40
-_LOSS_COLUMN = {"pre_activation": "the pre-{act} values", "outputs": "the outputs",
-                "clipped_outputs": "the outputs, clipped to [ε, 1−ε]", "unknown": "(not reproduced)"}
+_LOSS_COLUMN = {"pre_activation": "pre-{act} values", "outputs": "the outputs",
+                "clipped_outputs": "outputs clipped to [ε, 1−ε]", "unknown": "(not reproduced)"}
+_TITLE_NAME_CHARS = 26  # a head's name in a half-width subplot title (the legend and cards have it whole)
 
 
 def loss_column_title(run: RunResult) -> str:
-    """'What the loss used: the pre-softmax values' (or the outputs, or clipped outputs)."""
+    """'loss used: pre-softmax values' (or the outputs, or the outputs clipped to [ε, 1−ε])."""
     label = run.loss_used.label if run.loss_used else "unknown"
-    return "what the loss used: " + _LOSS_COLUMN[label].format(act=run.config.activation)
+    return "loss used: " + _LOSS_COLUMN[label].format(act=run.config.activation)
+
+
+def _row_titles(fig: go.Figure, titles: list[str]) -> None:
+    """Each row's title anchored at the left edge, free to run over both columns (a title per column
+    overlapped its neighbour at projector size)."""
+    for ann in fig.layout.annotations:
+        if ann.text in titles:
+            ann.update(x=0, xanchor="left")
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _TITLE_NAME_CHARS else name[:_TITLE_NAME_CHARS - 1] + "…"
 
 
 def _seen(run: RunResult, epoch: int) -> np.ndarray:
@@ -90,11 +103,12 @@ def loss_seen_figure(sweep: SweepResult, run_index: int, epoch: int | None = Non
     if sweep.task == "regression":
         return residual_histogram(sweep, run_index, epoch)
     after = _pick_epoch(run, epoch)
-    rows = [("before training (epoch 0)", 0)] if 0 in run.snapshots and after != 0 else []
+    rows = [("before training", 0)] if 0 in run.snapshots and after != 0 else []
     rows.append((f"epoch {after}", after))
     loss_title = loss_column_title(run)
-    titles = [t for label, _ in rows for t in (f"{loss_title} — {label}", f"predict() — {label}")]
+    titles = [t for label, _ in rows for t in (f"{label} — left: {loss_title} · right: predict()", "")]
     fig = make_subplots(rows=len(rows), cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
+    _row_titles(fig, titles[::2])
     seen = {e: _seen(run, e) for _, e in rows}
     shown_out = {e: M.probability_view(run.config, np.asarray(run.snapshots[e], dtype=float)) for _, e in rows}
     shown: set[str] = set()
@@ -166,10 +180,11 @@ def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Fi
     titles = []
     for i in trained:
         run = sweep.runs[i]
-        pair = col_titles or (loss_column_title(run), "what predict() returns")
-        titles += [f"{i + 1}. {_t(names[i])} — {pair[0]}", f"{i + 1}. {_t(names[i])} — {pair[1]}"]
+        pair = col_titles or (loss_column_title(run), "predict()")
+        titles += [f"{i + 1}. {_t(_short(names[i]))} — left: {pair[0]} · right: {pair[1]}", ""]
     fig = make_subplots(rows=len(trained), cols=2, subplot_titles=titles, horizontal_spacing=0.08,
                         vertical_spacing=min(0.12, 0.5 / max(len(trained), 1)))
+    _row_titles(fig, titles[::2])
     # Frames carry only what moves: the y values of the animated traces (by index); x, colours and the
     # diagonal stay in the figure (measured: sending x too made a 3-head step ~1.5x slower to redraw).
     frames_data: dict[int, list] = {e: [] for e in epochs}
@@ -225,10 +240,11 @@ def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Fi
     fig.update_layout(
         barmode="overlay",
         sliders=[dict(active=len(epochs) - 1, currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE + 2)),
-                      x=0.2, len=0.8, y=0, yanchor="top", pad=dict(t=50), steps=[dict(label=str(e), method="animate", args=[[str(e)], step])
+                      x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=50), steps=[dict(label=str(e), method="animate", args=[[str(e)], step])
                                              for e in epochs])],
+        # stacked left of the slider, clear of its rail (a click on step 0 once landed on "pause")
         updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
-                          pad=dict(t=80, r=10), direction="left",
+                          pad=dict(t=50, r=10), direction="down",
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(mode="immediate", fromcurrent=True,
                                                          frame=dict(duration=250, redraw=False),
@@ -241,8 +257,8 @@ def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Fi
     hint = ("Drag the slider or press play: every head moves together. Classification: left, what the loss "
             "used; right, what predict() returns, split by the truth.") if not regression else \
         "Drag the slider or press play: the points should gather on the diagonal and the residuals at 0."
-    fig = _layout(fig, title, hint, height=max(HEIGHT, 200 + 260 * len(trained)), barmode="overlay")
-    fig.update_layout(margin=dict(b=150, t=fig.layout.margin.t + 30))  # room for the subplot titles, the slider
+    fig = _layout(fig, title, hint, height=max(HEIGHT, 220 + 260 * len(trained)), barmode="overlay")
+    fig.update_layout(margin=dict(b=170, t=fig.layout.margin.t + 30))  # room for the subplot titles, the slider
     return fig
 
 
@@ -343,7 +359,7 @@ def same_image_figure(sweep: SweepResult, index: int, epoch: int | None = None) 
         if sweep.task == "regression":
             labels = ["predicted"]
         elif len(view) == 1:
-            labels = [f"P({classes[1] if len(classes) > 1 else 'positive'})"]
+            labels = [f"output for '{_t(classes[1]) if len(classes) > 1 else 'positive'}'"]
         else:
             labels = [_t(classes[k]) if k < len(classes) else f"unit {k}" for k in range(len(view))]
         lo, hi = min(lo, float(view.min())), max(hi, float(view.max()))
