@@ -18,7 +18,8 @@ from lib.backbones.registry import CACHED, DEFAULT_BACKBONE, REGISTRY, weights_s
 from lib.experiment import Experiment
 from lib.heads.config import HeadConfig, parse_head_string
 from lib.report.curves import coinciding_runs
-from lib.train.metrics import float_equal, probability_view
+from lib.train.loss_seen import loss_view
+from lib.train.metrics import binary_auc, float_equal, probability_view
 from lib.train.seeds import SeedSweeps
 from lib.train.trainer import SweepResult
 
@@ -192,6 +193,20 @@ def _loss_falls(r: SeedSweeps, i: int) -> bool:
     return _every(r, lambda s: s.runs[i].history["loss"][-1] < s.runs[i].history["loss"][0])
 
 
+def _loss_used(s: SweepResult, i: int) -> tuple[str, str]:
+    """(label, clarity) of what run i's loss was measured to use (lib.train.loss_seen)."""
+    used = s.runs[i].loss_used
+    return (used.label, used.clarity) if used else ("unknown", "")
+
+
+def _seen_auc(s: SweepResult, i: int) -> float | None:
+    """How well the values run i's loss used at the last epoch rank the positive class first (ROC AUC)."""
+    run = s.runs[i]
+    last = max(run.snapshots)
+    seen = loss_view(run.config, _loss_used(s, i)[0], run.snapshots[last], run.pre_activations[last])
+    return binary_auc(np.asarray(s.y_val), np.asarray(seen, dtype=float)[:, 0])
+
+
 def _saturated_start(s: SweepResult, i: int) -> float:
     """Share of run i's outputs before training within 1e-3 of 0 or 1 (where sigmoid's gradient has gone)."""
     start = probability_view(s.runs[i].config, s.runs[i].snapshots[0])
@@ -229,6 +244,12 @@ def _check_softmax_one_unit(r: SeedSweeps) -> list[str]:
     _expect(_every(r, lambda s: abs(_final(s, 1, "val_accuracy") - float(np.mean(s.y_val == 1))) < 1e-9),
             "its accuracy equals the share of shirts (50%: chance)", f)
     _expect(bool(np.all(r.finals(0, "val_accuracy") >= 0.75)), "the sigmoid head reaches ≥ 75% in every seed", f)
+    _expect(_every(r, lambda s: _loss_used(s, 1) == ("pre_activation", "clear")),
+            "the loss measurably used the pre-softmax values (clear evidence, every seed)", f)
+    _expect(_every(r, lambda s: (_seen_auc(s, 1) or 0) >= 0.8),
+            "those values separate the classes (AUC ≥ 0.8) while every output is 1", f)
+    _expect(_every(r, lambda s: s.runs[1].confidently_wrong == int(np.sum(s.y_val == 0))),
+            "every image that is not a shirt counts as confidently wrong", f)
     return f
 
 
@@ -244,6 +265,8 @@ def _check_sigmoid_cce(r: SeedSweeps) -> list[str]:
             "softmax rows sum to 1", f)
     _expect(_every(r, lambda s: float(np.mean(np.abs(_last_outputs(s, 1).sum(axis=1) - 1) > 0.05)) > 0.5),
             "most sigmoid rows do not sum to 1", f)
+    _expect(_every(r, lambda s: _loss_used(s, 1) == ("pre_activation", "clear")),
+            "the sigmoid head's loss measurably used the pre-sigmoid values", f)
     return f
 
 
@@ -281,6 +304,9 @@ def _check_logits(r: SeedSweeps) -> list[str]:
         raw = s.runs[2].snapshots[max(s.runs[2].snapshots)]
         _expect(float(np.mean((raw < 0) | (raw > 1))) > 0.5,
                 f"seed {s.seed}: most raw outputs of the linear head told from_logits=False lie outside [0, 1]", f)
+    _expect(_every(r, lambda s: _loss_used(s, 1)[0] == "pre_activation" and _loss_used(s, 2)[0] == "clipped_outputs"),
+            "the loss used the pre-sigmoid values (sigmoid + from_logits=True) and the clipped outputs (linear, "
+            "from_logits=False)", f)
     ratio = r.finals(2, "val_loss") / r.finals(3, "val_loss")
     _expect(bool(np.all(ratio > 5)), f"its validation loss stays > 5× higher in every seed (got {np.round(ratio, 1)})", f)
     # Which draw goes wrong differs between CPUs' kernels (oneDNN: seed 3 fell to 51.5%; Eigen: seed 4 to
@@ -540,11 +566,15 @@ LESSONS: tuple[Lesson, ...] = (
         "softmax-one-unit", "Softmax over one unit",
         "What does Dense(1, activation='softmax') with binary cross-entropy learn?",
         "The loss chart shows one line for two heads: its note says the curves coincide (turn on 'One loss chart "
-        "per head' to see each). Then the accuracy chart and, under Outputs, the softmax head's histogram.",
+        "per head' to see each). Then the accuracy chart and, under 'What the loss saw', the softmax head: the "
+        "pre-softmax values the loss used pull shirts and the rest apart while predict() stays one bar at 1 — drag "
+        "the epoch slider to watch it. Its card counts every image it calls a shirt wrongly as confidently wrong.",
         "Measured: over 5 seeds (0–4), the loss curves coincide in every seed — on TensorFlow Keras hands the pre-softmax "
         "value to the loss, so both heads learn the same weights — yet every softmax×1 prediction is 1.0 (to float "
         "precision), so it calls every image a shirt: accuracy exactly 50% (the share of shirts, chance) against "
-        "sigmoid's 80.1% ± 1.5 pt (78.0–81.5%).",
+        "sigmoid's 80.1% ± 1.5 pt (78.0–81.5%). Recomputing the reported loss shows it used the pre-softmax values "
+        "(every seed, clear evidence), which rank shirts above the rest as well as sigmoid's do (AUC ≥ 0.8), and "
+        "every image that is not a shirt counts as confidently wrong.",
         Experiment(task="binary", dataset=_HARD, seeds=3, heads=_heads(
             "binary", "units=1,activation=sigmoid", "units=1,activation=softmax")),
         _check_softmax_one_unit,
@@ -560,10 +590,11 @@ LESSONS: tuple[Lesson, ...] = (
         "sigmoid-cce", "Sigmoid outputs with categorical cross-entropy",
         "Ten clothing classes, one label each: what if the last layer is sigmoid but the loss is categorical cross-entropy?",
         "The loss and accuracy charts (their notes say the two heads' curves coincide), then under Outputs the "
-        "per-image sum of outputs.",
+        "per-image sum of outputs, and under 'What the loss saw' which values the sigmoid head's loss used.",
         "Measured: over 5 seeds (0–4), on TensorFlow it trains exactly like softmax (Keras feeds the pre-sigmoid values to "
         "a softmax loss), so the loss and accuracy curves coincide — 83.3% ± 1.5 pt (81.5–85.5%) for both — but "
-        "the outputs of 99–100% of the images do not sum to 1.",
+        "the outputs of 99–100% of the images do not sum to 1. Recomputing its reported loss shows it used the "
+        "pre-sigmoid values (clear evidence, every seed).",
         Experiment(task="multiclass", dataset=_MC, seeds=3, heads=_heads(
             "multiclass", "activation=softmax,loss=categorical_crossentropy",
             "activation=sigmoid,loss=categorical_crossentropy")),
@@ -602,7 +633,8 @@ LESSONS: tuple[Lesson, ...] = (
         "from-logits", "Logits or probabilities? (from_logits both ways)",
         "What happens when from_logits does not describe what the layer outputs?",
         "The loss chart (its note names the three heads whose curves coincide), the accuracy chart, and under "
-        "Outputs the range of the raw outputs of the linear head told from_logits=False. Repeat over 5 seeds: "
+        "Outputs the range of the raw outputs of the linear head told from_logits=False; under 'What the loss saw' "
+        "the same outputs clipped into [ε, 1−ε], as its loss used them. Repeat over 5 seeds: "
         "in one draw it falls below 65%, and which one depends on the CPU.",
         "Measured: over 5 seeds (0–4), linear + from_logits=True and sigmoid + from_logits=True both show sigmoid + BCE's "
         "loss curve on TensorFlow, equal to float precision (Keras quietly un-doubles the sigmoid; other backends "
@@ -611,7 +643,8 @@ LESSONS: tuple[Lesson, ...] = (
         "in every seed. It is never more accurate than sigmoid + BCE, and over 3 or 5 seeds at least 2 points less "
         "on average (seeds 0–4: 71–73% against 80.1%). In one seed of five it falls below 65% (to 51.5–62.5%); which "
         "seed depends on the CPU's float kernels. In the others it reaches 71–79%: a bug that can pass for a "
-        "slightly weaker head.",
+        "slightly weaker head. Recomputing the reported losses shows what each used: sigmoid + from_logits=True "
+        "the pre-sigmoid values, the linear head told from_logits=False its outputs clipped into [ε, 1−ε].",
         Experiment(task="binary", dataset=_HARD, seeds=3, heads=_heads(
             "binary", "activation=linear,from_logits=true", "activation=sigmoid,from_logits=true",
             "activation=linear,from_logits=false", "activation=sigmoid")),
