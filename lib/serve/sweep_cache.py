@@ -47,12 +47,15 @@ def for_requester(shared: SweepResult, heads: tuple[HeadConfig, ...]) -> SweepRe
 
 
 def sweep_bytes(sweep: SweepResult) -> int:
-    """What a sweep holds in memory, near enough: its arrays (snapshots, targets) and its per-epoch
+    """What a sweep holds in memory, near enough: its arrays (snapshots of outputs and pre-activation values,
+    targets) and its per-epoch
     numbers (a Python float in a list: ~32 bytes)."""
     arrays = sweep.y_val.nbytes + sweep.y_train.nbytes
     numbers = 0
     for run in sweep.runs:
-        arrays += sum(getattr(a, "nbytes", 0) for a in run.snapshots.values())
+        # a linear head's pre-activation values are its outputs: the same arrays, counted once
+        seen = {id(a): a for a in [*run.snapshots.values(), *run.pre_activations.values()]}
+        arrays += sum(getattr(a, "nbytes", 0) for a in seen.values())
         numbers += sum(len(v) for v in run.history.values()) + len(run.epoch_seconds)
     return arrays + 32 * numbers
 
