@@ -527,6 +527,18 @@ def test_see_inside_the_heads_scrub_epochs_and_compare_images(server, browser):
     assert same.locator("g.trace.bars").count() == 3  # one bar per head
     page.screenshot(path=str(SHOTS / "inside-same-image-1280.png"))
 
+    # or click a point: the picker's points are the validation images (Streamlit's Plotly selection event)
+    picker = page.locator(".js-plotly-plot").filter(has_text="Pick an image: click a point")
+    picker.scroll_into_view_if_needed()
+    point = picker.locator(".scatterlayer .point").nth(3)
+    point.click(force=True)  # at its place on the chart: Plotly's drag layer above it takes the click, as for a user
+    page.wait_for_function(f"() => document.querySelector('input[aria-label=\"Validation image\"]').value != '{chosen}'",
+                           timeout=60_000)
+    clicked = page.get_by_role("spinbutton", name="Validation image").input_value()
+    page.locator(".js-plotly-plot").filter(has_text=f"Validation image {clicked}:").wait_for(timeout=60_000)
+    picker.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "inside-image-picker-1280.png"))
+
     assert projector_on(page)
     page.wait_for_timeout(2000)
     page.get_by_text("The images each head gets most wrong").scroll_into_view_if_needed()

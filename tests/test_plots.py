@@ -501,3 +501,20 @@ def test_val_images_only_for_the_data_the_sweep_was_trained_on(sweeps, toy):
     np.testing.assert_array_equal(images[0], data.images[np.flatnonzero(data.is_val)[0]])
     assert val_images(sweep, toy("multiclass")) is None and val_images(sweep, None) is None
     assert val_images(sweep, replace(data, y=1 - data.y)) is None  # other targets: not this sweep's images
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_image_picker_has_one_point_per_validation_image_carrying_its_index(sweeps, task):
+    from lib.report.inside import image_picker_figure
+
+    sweep = sweeps[task]
+    for i, run in enumerate(sweep.runs):
+        fig = image_picker_figure(sweep, i)
+        if run.status != "ok":
+            assert not fig.data and ("diverged" in _texts(fig) or "refused" in _texts(fig))
+            continue
+        indices = sorted(int(k) for t in fig.data for k in t.customdata)
+        assert indices == list(range(len(sweep.y_val)))  # every image once, clickable to its index
+        worst, loss = run.top_losses[0]
+        trace = next(t for t in fig.data if worst in list(t.customdata))
+        assert float(trace.y[list(trace.customdata).index(worst)]) == pytest.approx(loss, rel=1e-6)

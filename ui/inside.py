@@ -12,6 +12,7 @@ from lib.data.gallery import thumbnail
 from lib.data.uploads import UPLOAD_PREFIX
 from lib.report.base import run_names
 from lib.report.inside import (
+    image_picker_figure,
     loss_seen_figure,
     no_gallery_reason,
     same_image_figure,
@@ -51,6 +52,30 @@ def _sweep_data(sweep):
         return None
 
 
+def _pick_by_click(sweep, key: str, chosen_key: str, names: list[str], projector: bool) -> None:
+    """A head's images as points; clicking one chooses it (Streamlit's Plotly selection event). Applied once
+    per new selection: the chart keeps its selection across reruns, the number box must stay free to change."""
+    trained = [i for i, r in enumerate(sweep.runs) if r.status == "ok"]
+    if not trained:
+        return
+    head = st.selectbox("Pick from the images of head", trained, format_func=lambda i: f"{i + 1}. {names[i]}",
+                        key=f"{key}-pick-head")
+    fig = image_picker_figure(sweep, head)
+    if projector:
+        from lib.report.base import projector as scale
+
+        scale(fig)
+    event = st.plotly_chart(fig, key=f"{key}-picker-{head}", on_select="rerun", selection_mode="points",
+                            config={"displaylogo": False})
+    points = (event or {}).get("selection", {}).get("points", [])
+    data = points[0].get("customdata") if points else None
+    picked = int(data[0] if isinstance(data, list) else data) if data is not None else None
+    seen_key = f"{key}-picker-applied"
+    if picked is not None and st.session_state.get(seen_key) != (head, picked):
+        st.session_state[seen_key] = (head, picked)
+        st.session_state[chosen_key] = picked
+
+
 def render_images(sweep, key: str, chart, projector: bool) -> None:
     """Per head its worst validation images (a row each), then one chosen image in every head."""
     images = val_images(sweep, _sweep_data(sweep))
@@ -82,6 +107,7 @@ def render_images(sweep, key: str, chart, projector: bool) -> None:
                 if st.button("every head", key=f"{key}-pick-{i}-{k}", icon=":material/compare:"):
                     st.session_state[chosen_key] = card.index
     st.subheader("Same image, every head")
+    _pick_by_click(sweep, key, chosen_key, names, projector)
     n = len(images)
     index = st.number_input("Validation image", min_value=0, max_value=n - 1, step=1, key=chosen_key,
                             help=f"0 to {n - 1}, in validation order")

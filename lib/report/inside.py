@@ -28,8 +28,8 @@ from lib.report.base import (
 )
 from lib.report.outputs import NEG_COLOR, POS_COLOR, _facets, _is_probability
 from lib.train import metrics as M
-from lib.train.loss_seen import loss_view
-from lib.train.trainer import RunResult, SweepResult
+from lib.train.loss_seen import loss_view, sample_losses
+from lib.train.trainer import RunResult, SweepResult, encode_targets
 
 BINS = 40
 _LOSS_COLUMN = {"pre_activation": "pre-{act} values", "outputs": "the outputs",
@@ -376,6 +376,47 @@ def same_image_figure(sweep: SweepResult, index: int, epoch: int | None = None) 
     if missing:
         hint += " No bars for head " + ", ".join(missing) + "."
     return _layout(fig, title, hint, barmode="group")
+
+
+def image_picker_figure(sweep: SweepResult, run_index: int) -> go.Figure:
+    """One point per validation image for one head: what predict() returned (the true class's probability;
+    regression: the prediction) against the head's loss on it, coloured by the truth. Each point carries its
+    image's index (customdata), so a click on it can choose the image for `same_image_figure`."""
+    run, name = _run_and_name(sweep, run_index)
+    title = f"Pick an image: click a point — {name}"
+    if not run.snapshots or run.status != "ok":
+        return _message_figure(title, _t(no_gallery_reason(run)) or _no_outputs_message(run))
+    out = np.asarray(run.snapshots[max(run.snapshots)], dtype=float)
+    y = np.asarray(sweep.y_val)
+    losses = sample_losses(run.config, encode_targets(run.config, y, sweep.n_outputs), y, out)
+    if losses is None:
+        return _message_figure(title, "The loss could not be computed on this head's outputs.")
+    classes = _class_names(sweep)
+    view = out if sweep.task == "regression" else M.probability_view(run.config, out)
+    if sweep.task == "regression":
+        x, x_title = view[:, 0], f"predicted{' (' + _t(sweep.unit) + ')' if sweep.unit else ''}"
+        groups = [("validation images", np.ones(len(y), bool), POS_COLOR)]
+    elif sweep.task == "multilabel":
+        x, x_title = view.mean(axis=1), "mean output over the labels"
+        groups = [("validation images", np.ones(len(y), bool), POS_COLOR)]
+    else:
+        yi = y.astype(int)
+        if view.shape[1] == 1:
+            x = np.where(yi == 1, view[:, 0], 1 - view[:, 0]) if sweep.task == "binary" else view[:, 0]
+        else:
+            x = view[np.arange(len(yi)), np.minimum(yi, view.shape[1] - 1)]
+        x_title = "probability given to the true class"
+        colors = run_colors(max(len(classes), 2))
+        groups = [(f"true: {_t(c)}", yi == k, colors[k % len(colors)]) for k, c in enumerate(classes)]
+    fig = go.Figure()
+    for label, mask, color in groups:
+        idx = np.flatnonzero(mask)
+        fig.add_trace(go.Scatter(x=x[idx], y=losses[idx], mode="markers", name=label, customdata=idx,
+                                 marker=dict(color=color, size=9, opacity=0.75, line=dict(width=0.5, color="white")),
+                                 hovertemplate="image %{customdata}<br>x %{x:.4g}<br>loss %{y:.4g}<extra></extra>"))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text="absolute error" if sweep.task == "regression" else "loss on predict()")
+    return _layout(fig, title, "Top left: images it is sure about and wrong. Click one to see it in every head.")
 
 
 def val_images(sweep: SweepResult, data) -> np.ndarray | None:
