@@ -263,3 +263,25 @@ def test_results_show_what_the_loss_saw_and_the_images_behind_the_numbers():
     assert at.number_input(key="exp-image-input").value == worst  # the softmax gallery's first image, chosen
     same = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert f"Validation image {worst}" in same["layout"]["title"]["text"]
+
+
+def test_the_images_view_shows_an_uploads_images_and_says_when_they_are_gone():
+    from conftest import toy_data
+
+    at = AppTest.from_file("../pages/experiment.py", default_timeout=TIMEOUT)
+    at.query_params.update({"task": "binary", "epochs": "2", "size": "64"})
+    upload = toy_data("binary", n=40, cache_on_disk=False)  # as an upload: features in memory only
+    at.session_state["user_data"] = {"binary": upload}
+    at.run()
+    at.selectbox(key="x_dataset").set_value("upload: toy").run()
+    at.button(key="train").click().run()
+    assert not at.exception and at.session_state["sweep"].dataset == "toy"
+    at.segmented_control(key="exp-view").set_value("Images").run()
+    images = at.get("image")
+    n_val = int(upload.is_val.sum())
+    assert len(images) == min(6, n_val) + 1  # the head's worst images and the chosen one: the upload's own
+    # the upload replaced by other images of the same name: not this run's images, said so, not drawn
+    at.session_state["user_data"] = {"binary": toy_data("binary", n=40, seed=9, cache_on_disk=False)}
+    at.run()
+    assert not at.exception and not at.get("image")
+    assert any("not loaded in this session any more" in i.value for i in at.info)

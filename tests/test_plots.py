@@ -518,3 +518,32 @@ def test_the_image_picker_has_one_point_per_validation_image_carrying_its_index(
         worst, loss = run.top_losses[0]
         trace = next(t for t in fig.data if worst in list(t.customdata))
         assert float(trace.y[list(trace.customdata).index(worst)]) == pytest.approx(loss, rel=1e-6)
+
+
+def test_an_upload_with_one_image_per_class_renders_every_inside_view(tiny_backbone):
+    """Four images, one per class, as an upload: one validation image, three classes absent from it."""
+    from conftest import toy_data
+
+    from lib.report.inside import (
+        image_picker_figure,
+        loss_seen_figure,
+        same_image_figure,
+        scrubber_figure,
+        top_loss_cards,
+        val_images,
+    )
+
+    data = toy_data("multiclass", n=4, cache_on_disk=False)
+    sweep = annotate(train([parse_head_string("multiclass", s) for s in ("", "activation=sigmoid")], data,
+                           epochs=3, seed=0, loaded=tiny_backbone))
+    assert len(sweep.y_val) == 1
+    for i, run in enumerate(sweep.runs):
+        assert run.loss_used is not None and run.loss_used.label != "unknown"
+        assert [c.index for c in top_loss_cards(sweep, i)] == [0]
+        assert run.confidently_wrong in (0, 1)
+        for fig in (loss_seen_figure(sweep, i), image_picker_figure(sweep, i)):
+            assert isinstance(fig, go.Figure) and fig.to_json()
+    assert len(scrubber_figure(sweep).frames) == 4
+    assert len(same_image_figure(sweep, 0).data) == 2
+    assert val_images(sweep, data).shape[0] == 1
+    assert "<!DOCTYPE html>" in html_report(sweep)
