@@ -504,8 +504,10 @@ def test_see_inside_the_heads_scrub_epochs_and_compare_images(server, browser):
     page.mouse.click(rail["x"] + 8, rail["y"] + rail["height"] / 2)  # epoch 0 for the screenshot
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "inside-scrubber-epoch0-1280.png"))
-    page.mouse.click(rail["x"] + rail["width"] - 8, rail["y"] + rail["height"] / 2)
-    page.wait_for_timeout(500)
+    # play: the frames run on by themselves (250 ms each) to the last epoch, every head together
+    scrub.locator(".updatemenu-button").filter(has_text="play").click(force=True)
+    page.wait_for_function("() => [...document.querySelectorAll('.slider-container text')].some(t => t.textContent == 'epoch 6')",
+                           timeout=15_000)
     scrub.screenshot(path=str(SHOTS / "inside-scrubber-last-epoch.png"))
 
     page.get_by_text("Images", exact=True).click()

@@ -239,7 +239,7 @@ def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Fi
     step = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
     fig.update_layout(
         barmode="overlay",
-        sliders=[dict(active=len(epochs) - 1, currentvalue=dict(prefix="epoch ", font=dict(size=FONT_SIZE + 2)),
+        sliders=[dict(active=len(epochs) - 1, currentvalue=dict(prefix="epoch ", xanchor="right", font=dict(size=FONT_SIZE + 2)),
                       x=0.16, len=0.84, y=0, yanchor="top", pad=dict(t=50), steps=[dict(label=str(e), method="animate", args=[[str(e)], step])
                                              for e in epochs])],
         # stacked left of the slider, clear of its rail (a click on step 0 once landed on "pause")
@@ -254,8 +254,8 @@ def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Fi
     # The figure opens at the last epoch: set the traces to it (frames only change them once moved).
     for k, last in zip(moving, frames_data[epochs[-1]], strict=True):
         fig.data[k].y = last.y
-    hint = ("Drag the slider or press play: every head moves together. Classification: left, what the loss "
-            "used; right, what predict() returns, split by the truth.") if not regression else \
+    hint = ("Drag the slider or press play; all heads move together. Left: what the loss used. Right: predict()."
+            ) if not regression else \
         "Drag the slider or press play: the points should gather on the diagonal and the residuals at 0."
     fig = _layout(fig, title, hint, height=max(HEIGHT, 220 + 260 * len(trained)), barmode="overlay")
     fig.update_layout(margin=dict(b=170, t=fig.layout.margin.t + 30))  # room for the subplot titles, the slider
