@@ -322,7 +322,9 @@ def train_with_progress(exp: Experiment, key: str):
 
 
 # ---- results --------------------------------------------------------------------------------------
-def draw_chart(fig, key: str, random_weights: bool = False) -> None:
+def draw_chart(fig, key: str, random_weights: bool = False, **select):
+    """A chart with the app's look (projector size, the random-weights mark); `select` (on_select,
+    selection_mode) makes it report clicks, returned as Streamlit's selection event."""
     if random_weights:
         from lib.report.base import mark_random_weights
 
@@ -331,7 +333,7 @@ def draw_chart(fig, key: str, random_weights: bool = False) -> None:
         from lib.report.base import projector
 
         projector(fig)
-    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+    return st.plotly_chart(fig, key=key, config={"displaylogo": False}, **select)
 
 
 def chart_columns(n: int) -> list:
@@ -350,8 +352,8 @@ def render_results(sweep, key: str) -> None:
     names = run_names(sweep)
     random_weights = is_random(sweep.weights)
 
-    def chart(fig, key: str) -> None:  # every chart of a random-weight sweep says so on itself
-        draw_chart(fig, key, random_weights)
+    def chart(fig, key: str, **select):  # every chart of a random-weight sweep says so on itself
+        return draw_chart(fig, key, random_weights, **select)
 
     if random_weights:
         st.warning(f"The backbone's weights were random ({sweep.weights}): these results compare heads on random "

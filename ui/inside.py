@@ -52,7 +52,7 @@ def _sweep_data(sweep):
         return None
 
 
-def _pick_by_click(sweep, key: str, chosen_key: str, names: list[str], projector: bool) -> None:
+def _pick_by_click(sweep, key: str, chosen_key: str, names: list[str], chart) -> None:
     """A head's images as points; clicking one chooses it (Streamlit's Plotly selection event). Applied once
     per new selection: the chart keeps its selection across reruns, the number box must stay free to change."""
     trained = [i for i, r in enumerate(sweep.runs) if r.status == "ok"]
@@ -60,13 +60,7 @@ def _pick_by_click(sweep, key: str, chosen_key: str, names: list[str], projector
         return
     head = st.selectbox("Pick from the images of head", trained, format_func=lambda i: f"{i + 1}. {names[i]}",
                         key=f"{key}-pick-head")
-    fig = image_picker_figure(sweep, head)
-    if projector:
-        from lib.report.base import projector as scale
-
-        scale(fig)
-    event = st.plotly_chart(fig, key=f"{key}-picker-{head}", on_select="rerun", selection_mode="points",
-                            config={"displaylogo": False})
+    event = chart(image_picker_figure(sweep, head), f"{key}-picker-{head}", on_select="rerun", selection_mode="points")
     points = (event or {}).get("selection", {}).get("points", [])
     data = points[0].get("customdata") if points else None
     picked = int(data[0] if isinstance(data, list) else data) if data is not None else None
@@ -107,7 +101,7 @@ def render_images(sweep, key: str, chart, projector: bool) -> None:
                 if st.button("every head", key=f"{key}-pick-{i}-{k}", icon=":material/compare:"):
                     st.session_state[chosen_key] = card.index
     st.subheader("Same image, every head")
-    _pick_by_click(sweep, key, chosen_key, names, projector)
+    _pick_by_click(sweep, key, chosen_key, names, chart)
     n = len(images)
     index = st.number_input("Validation image", min_value=0, max_value=n - 1, step=1, key=chosen_key,
                             help=f"0 to {n - 1}, in validation order")
