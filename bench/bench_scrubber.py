@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,8 +64,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--no-memory", action="store_true", help="skip the 12-head × 200-epoch memory measurement")
     args = p.parse_args()
-    from browser_kit import chromium
-    from load import _free_port, wait_healthy
+    from browser_kit import app_server, chromium
 
     from lib.experiment import Experiment
     from lib.heads.config import parse_head_string
@@ -74,51 +72,41 @@ def main() -> int:
     exp = Experiment(task="binary", dataset="fashion", epochs=20, input_size=64,
                      heads=tuple(parse_head_string("binary", h) for h in HEADS))
     query = urllib.parse.urlencode(exp.to_query(), doseq=True)
-    env = {**os.environ, "HEADLAB_CACHE": tempfile.mkdtemp(prefix="headlab-bench-")}
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server)
-        with chromium() as browser:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{url}/experiment?{query}")
-            page.get_by_role("button", name="Train").click(timeout=120_000)
-            page.get_by_text("Trained 6 heads × 20 epochs").wait_for(timeout=300_000)
-            page.get_by_text("What the loss saw", exact=True).click()
-            scrub = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
-            scrub.wait_for(timeout=60_000)
-            page.wait_for_timeout(1500)
-            scrub.evaluate(WATCH)
-            scrub.locator(".slider-container").scroll_into_view_if_needed()
-            page.wait_for_timeout(300)
-            rail = scrub.locator(".slider-rail-touch-rect").bounding_box()
-            n = int(scrub.evaluate("p => p.layout.sliders[0].steps.length"))  # one step per kept epoch
-            label = scrub.locator(".slider-container text").first
-            epochs = [(k * 7) % n for k in range(1, args.steps + 1)]
-            for e in epochs:
-                page.mouse.click(rail["x"] + 8 + (rail["width"] - 16) * e / (n - 1), rail["y"] + rail["height"] / 2)
-                page.wait_for_timeout(350)
-            times = page.evaluate("window.__scrub")
-            moved = label.text_content()
+    os.environ["HEADLAB_CACHE"] = tempfile.mkdtemp(prefix="headlab-bench-")  # the app's, and this process's
+    with app_server(Path(os.environ["HEADLAB_CACHE"]) / "streamlit.log") as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{url}/experiment?{query}")
+        page.get_by_role("button", name="Train").click(timeout=120_000)
+        page.get_by_text("Trained 6 heads × 20 epochs").wait_for(timeout=300_000)
+        page.get_by_text("What the loss saw", exact=True).click()
+        scrub = page.locator(".js-plotly-plot").filter(has=page.locator(".slider-container")).first
+        scrub.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        scrub.evaluate(WATCH)
+        scrub.locator(".slider-container").scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        rail = scrub.locator(".slider-rail-touch-rect").bounding_box()
+        n = int(scrub.evaluate("p => p.layout.sliders[0].steps.length"))  # one step per kept epoch
+        label = scrub.locator(".slider-container text").first
+        epochs = [(k * 7) % n for k in range(1, args.steps + 1)]
+        for e in epochs:
+            page.mouse.click(rail["x"] + 8 + (rail["width"] - 16) * e / (n - 1), rail["y"] + rail["height"] / 2)
+            page.wait_for_timeout(350)
+        times = page.evaluate("window.__scrub")
+        moved = label.text_content()
 
-            page.get_by_text("Images", exact=True).click()
-            box = page.get_by_role("spinbutton", name="Validation image")
-            box.wait_for(timeout=60_000)
-            page.wait_for_timeout(1000)
-            trips = []
-            for k in range(1, 6):
-                t0 = time.perf_counter()
-                box.fill(str(k))
-                box.press("Enter")
-                page.locator(".js-plotly-plot").filter(has_text=f"Validation image {k}:").wait_for(timeout=60_000)
-                trips.append((time.perf_counter() - t0) * 1000)
-                page.wait_for_timeout(300)
-    finally:
-        server.terminate()
-        server.wait(10)
+        page.get_by_text("Images", exact=True).click()
+        box = page.get_by_role("spinbutton", name="Validation image")
+        box.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        trips = []
+        for k in range(1, 6):
+            t0 = time.perf_counter()
+            box.fill(str(k))
+            box.press("Enter")
+            page.locator(".js-plotly-plot").filter(has_text=f"Validation image {k}:").wait_for(timeout=60_000)
+            trips.append((time.perf_counter() - t0) * 1000)
+            page.wait_for_timeout(300)
 
     med, worst = statistics.median(times), max(times)
     p95 = sorted(times)[max(0, int(round(0.95 * len(times))) - 1)]

@@ -28,8 +28,8 @@ from lib.report.base import (
 )
 from lib.report.outputs import NEG_COLOR, POS_COLOR, _facets, _is_probability
 from lib.train import metrics as M
-from lib.train.loss_seen import loss_view, sample_losses
-from lib.train.trainer import RunResult, SweepResult, encode_targets
+from lib.train.loss_seen import loss_view
+from lib.train.trainer import RunResult, SweepResult
 
 BINS = 40
 _LOSS_COLUMN = {"pre_activation": "pre-{act} values", "outputs": "the outputs",
@@ -388,7 +388,7 @@ def image_picker_figure(sweep: SweepResult, run_index: int) -> go.Figure:
         return _message_figure(title, _t(no_gallery_reason(run)) or _no_outputs_message(run))
     out = np.asarray(run.snapshots[max(run.snapshots)], dtype=float)
     y = np.asarray(sweep.y_val)
-    losses = sample_losses(run.config, encode_targets(run.config, y, sweep.n_outputs), y, out)
+    losses = run.sample_losses  # measured after training, the same numbers top_losses ranks
     if losses is None:
         return _message_figure(title, "The loss could not be computed on this head's outputs.")
     classes = _class_names(sweep)

@@ -55,7 +55,7 @@ def sweep_bytes(sweep: SweepResult) -> int:
     for run in sweep.runs:
         # a linear head's pre-activation values are its outputs: the same arrays, counted once
         seen = {id(a): a for a in [*run.snapshots.values(), *run.pre_activations.values()]}
-        arrays += sum(getattr(a, "nbytes", 0) for a in seen.values())
+        arrays += sum(getattr(a, "nbytes", 0) for a in seen.values()) + getattr(run.sample_losses, "nbytes", 0)
         numbers += sum(len(v) for v in run.history.values()) + len(run.epoch_seconds)
     return arrays + 32 * numbers
 

@@ -72,16 +72,21 @@ class RunResult:
     # Wall-clock seconds of each epoch in history["epoch"] (training pass + validation predict()). Kept out
     # of `history`, whose numbers are the same for the same config and seed; these are not.
     epoch_seconds: list[float] = field(default_factory=list)
-    # Measured after training (lib.train.loss_seen): which tensor the loss consumed, the validation images
-    # with the highest loss on what predict() returned (index, loss; worst first), and how many
-    # predictions are wrong with a probability >= 0.9 (None for regression, errors and diverged heads).
+    # Measured after training (lib.train.loss_seen): which tensor the loss consumed, each validation image's
+    # loss on what predict() returned last (regression: absolute error), and how many predictions are wrong
+    # with a probability >= 0.9 (None for regression; both None for errors and diverged heads).
     loss_used: LossUsed | None = None
-    top_losses: list[tuple[int, float]] = field(default_factory=list)
+    sample_losses: np.ndarray | None = None
     confidently_wrong: int | None = None
 
     @property
     def label(self) -> str:
         return self.name or self.config.label()
+
+    @property
+    def top_losses(self) -> list[tuple[int, float]]:
+        """The validation images with the highest loss on predict()'s outputs: (index, loss), worst first."""
+        return top_losses(self.sample_losses)
 
     @property
     def phase_boundary(self) -> int | None:
@@ -933,7 +938,7 @@ def _finalise(run: RunResult, loss_fn, y_va_encoded: np.ndarray | None, y_va: np
     reported = {0: run.final.get("initial_val_loss"), **dict(zip(run.history["epoch"], run.history["val_loss"]))}
     run.loss_used = measure_loss_used(run.config, y_va_encoded, run.snapshots, run.pre_activations, reported)
     if run.status == "ok":
-        run.top_losses = top_losses(sample_losses(run.config, y_va_encoded, y_va, out))
+        run.sample_losses = sample_losses(run.config, y_va_encoded, y_va, out)
         run.confidently_wrong = confidently_wrong(run.config, out, y_va)
 
 
