@@ -132,6 +132,12 @@ def test_link_values_and_head_names_reach_the_page_as_text():
     at.button(key="train").click().run()
     names = [m.value for m in at.markdown if "Session expired" in m.value]
     assert names and all("<a " not in rendered(m)[0] for m in names), names
+    for view in ("What the loss saw", "Images"):  # the views that name every head again
+        at.segmented_control(key="exp-view").set_value(view).run()
+        assert not at.exception
+        shown = [e.label for e in at.expander] + [m.value for m in (*at.markdown, *at.caption)]
+        named_here = [t for t in shown if "Session expired" in t]
+        assert named_here and all("<a " not in rendered(t)[0] for t in named_here), (view, named_here)
 
     lessons = AppTest.from_file("../pages/lessons.py", default_timeout=TIMEOUT)
     lessons.query_params["lesson"] = evil

@@ -34,7 +34,7 @@ def render_loss_seen(sweep, key: str, chart) -> None:
         # the measured sentence stays in view; the before/after panels open on request
         said = run.loss_used.statement if run.loss_used else f"Keras refused this head: {run.error}"
         st.markdown(f"**{i + 1}. {md_escape(names[i])}:** {md_escape(said)}")
-        with st.expander(f"{i + 1}. {names[i]}: before and after training", expanded=len(sweep.runs) == 1):
+        with st.expander(f"{i + 1}. {md_escape(names[i])}: before and after training", expanded=len(sweep.runs) == 1):
             chart(loss_seen_figure(sweep, i), f"{key}-seen-{i}")
 
 
