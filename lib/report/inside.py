@@ -92,6 +92,22 @@ def _counts(vals: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts
 
 
+def _binned(sweep: SweepResult, run: RunResult, at: dict[int, int]) -> list[tuple[np.ndarray, str, list]]:
+    """A classification head's two panels — the values its loss used, and predict()'s — binned for every
+    shown epoch (`at`: shown epoch -> snapshot epoch) on edges shared by all of them, split by the truth:
+    [(edges, x-axis title, [(group, colour, {shown epoch: counts})])], left panel first."""
+    panels = []
+    for col, prob in ((1, False), (2, _is_probability(run.config))):
+        grouped = {e: _groups(sweep, _seen(run, snap) if col == 1 else
+                              M.probability_view(run.config, np.asarray(run.snapshots[snap], dtype=float)))
+                   for e, snap in at.items()}
+        edges = _edges([vals for groups, _ in grouped.values() for _, vals, _ in groups], prob)
+        first_groups, x_title = next(iter(grouped.values()))
+        panels.append((edges, x_title, [(name, color, {e: _counts(grouped[e][0][k][1], edges) for e in grouped})
+                                        for k, (name, _, color) in enumerate(first_groups)]))
+    return panels
+
+
 def loss_seen_figure(sweep: SweepResult, run_index: int, epoch: int | None = None) -> go.Figure:
     """Two panels per row, the same validation images coloured by true class: the values the loss was
     computed on (as measured) and the values predict() returns; before training and at `epoch` (default:
@@ -109,20 +125,15 @@ def loss_seen_figure(sweep: SweepResult, run_index: int, epoch: int | None = Non
     titles = [t for label, _ in rows for t in (f"{label} — left: {loss_title} · right: predict()", "")]
     fig = make_subplots(rows=len(rows), cols=2, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
     _row_titles(fig, titles[::2])
-    seen = {e: _seen(run, e) for _, e in rows}
-    shown_out = {e: M.probability_view(run.config, np.asarray(run.snapshots[e], dtype=float)) for _, e in rows}
     shown: set[str] = set()
-    for col, source, prob in ((1, seen, False), (2, shown_out, _is_probability(run.config))):
-        per_row = {e: _groups(sweep, v) for e, v in source.items()}
-        edges = _edges([vals for groups, _ in per_row.values() for _, vals, _ in groups], prob)
+    for col, (edges, x_title, groups) in enumerate(_binned(sweep, run, {e: e for _, e in rows}), start=1):
         centres = (edges[:-1] + edges[1:]) / 2
         for r, (_, e) in enumerate(rows, start=1):
-            groups, x_title = per_row[e]
-            if not any(np.isfinite(v).any() for _, v, _ in groups):
+            if not any(counts[e].any() for _, _, counts in groups):  # only finite values are counted
                 fig.add_annotation(text="NaN/inf: nothing to draw", x=0.5, y=0.5, xref="x domain", yref="y domain",
                                    showarrow=False, font=dict(size=FONT_SIZE, color="#b22222"), row=r, col=col)
-            for group, vals, color in groups:
-                fig.add_trace(go.Bar(x=centres, y=_counts(vals, edges), name=group, legendgroup=group,
+            for group, color, counts in groups:
+                fig.add_trace(go.Bar(x=centres, y=counts[e], name=group, legendgroup=group,
                                      showlegend=group not in shown, marker=dict(color=color, line=dict(width=0)),
                                      opacity=0.65, width=float(edges[1] - edges[0]),
                                      hovertemplate=f"{group}<br>value %{{x:.4g}}<br>%{{y}} values<extra></extra>"),
@@ -214,17 +225,10 @@ def scrubber_figure(sweep: SweepResult, heads: list[int] | None = None) -> go.Fi
             for e in epochs:
                 frames_data[e] += [go.Scatter(y=preds[e]), go.Bar(y=_counts(preds[e] - y, edges))]
             continue
-        for col, prob in ((1, False), (2, _is_probability(run.config))):
-            values = {e: (_seen(run, at[e]) if col == 1 else
-                          M.probability_view(run.config, np.asarray(run.snapshots[at[e]], dtype=float)))
-                      for e in epochs}
-            grouped = {e: _groups(sweep, v) for e, v in values.items()}
-            edges = _edges([vals for g, _ in grouped.values() for _, vals, _ in g], prob)
+        for col, (edges, _, groups) in enumerate(_binned(sweep, run, at), start=1):
             centres = (edges[:-1] + edges[1:]) / 2
-            top = 1
-            for k, (group, _, color) in enumerate(grouped[epochs[0]][0]):
-                counts = {e: _counts(grouped[e][0][k][1], edges) for e in epochs}
-                top = max(top, *(int(c.max()) for c in counts.values()))
+            top = max([1] + [int(c.max()) for _, _, counts in groups for c in counts.values()])
+            for group, color, counts in groups:
                 fig.add_trace(go.Bar(x=centres, y=counts[epochs[0]], name=group, legendgroup=group,
                                      showlegend=group not in shown, opacity=0.65, width=float(edges[1] - edges[0]),
                                      marker=dict(color=color, line=dict(width=0)),

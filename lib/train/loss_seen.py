@@ -133,10 +133,6 @@ def loss_view(config: HeadConfig, label: str, outputs: np.ndarray, pre_activatio
     return np.clip(out, eps, float(np.float32(1 - eps)))
 
 
-def _activation_name(config: HeadConfig) -> str:
-    return {"softmax": "softmax", "sigmoid": "sigmoid"}.get(config.activation, config.activation)
-
-
 def measure_loss_used(config: HeadConfig, y_encoded: np.ndarray, snapshots: dict[int, np.ndarray],
                       pre_activations: dict[int, np.ndarray], reported: dict[int, float]) -> LossUsed:
     """Which tensor the loss consumed in this run, from every epoch with a snapshot, its pre-activation
@@ -200,7 +196,7 @@ def measure_loss_used(config: HeadConfig, y_encoded: np.ndarray, snapshots: dict
 def _statement(config: HeadConfig, label: str, clarity: str, at_last: dict, reported: float, epoch: int,
                widest: float, err: float) -> str:
     """The panel's sentences: which values the loss used, the numbers that show it, how clear that is."""
-    act = _activation_name(config)
+    act = config.activation
     if label == "pre_activation":
         text = f"The loss used the pre-{act} values, not what predict() returns"
         if config.from_logits:
