@@ -52,6 +52,8 @@ def test_experiment_page_has_its_widgets_and_table_driven_badges():
     for label in ("Task", "Dataset", "Backbone", "Input px"):
         assert any(s.label == label for s in at.selectbox), label
     assert badges(at) == ["OK"]  # the textbook sigmoid head
+    assert any(visible(c.value).endswith("On JAX: the same (every sentence above was measured on TensorFlow and JAX).")
+               for c in at.caption)
     # make it softmax over one unit: the badge must follow the pairing table
     prefix = next(k for k in at.session_state if isinstance(k, str) and k.endswith("activation"))[:-len("activation")]
     at.checkbox(key=f"{prefix}auto_units").uncheck()
@@ -60,6 +62,10 @@ def test_experiment_page_has_its_widgets_and_table_driven_badges():
     assert verdict_for(head, 1).level == "error"
     assert badges(at) == ["Mismatch"]
     assert "always outputs 1.0 (to float precision)" in " ".join(c.value for c in at.caption)
+    # beside it, the backend column: what the same head does on JAX, from the measured table
+    jax = [visible(c.value) for c in at.caption if "On JAX" in c.value]
+    assert len(jax) == 1 and "On JAX this head would differ:" in jax[0] and "the loss cannot move" in jax[0]
+    assert "loss still falls" not in jax[0]
 
 
 def test_training_from_the_experiment_page_shows_results():

@@ -30,7 +30,7 @@ from lib.heads.config import (
     parse_hidden,
 )
 from lib.heads.naming import distinct_labels
-from lib.heads.pairings import Verdict
+from lib.heads.pairings import Verdict, on_other_backend
 from lib.report.base import run_names
 from lib.report.confusion import confusion_matrix, reliability_diagram
 from lib.report.curves import grad_norm_curves, loss_curves, metric_curves
@@ -167,6 +167,14 @@ def verdict_badge(verdict: Verdict | RunVerdict, *, show_message: bool = True) -
     st.badge(text, icon=icon, color=color)
     if show_message:
         st.caption(verdict.message)
+
+
+def other_backend_note(verdict: Verdict | RunVerdict) -> None:
+    """Beside a verdict: what the same head does on JAX, from the measured table (a teacher on JAX sees its truth)."""
+    table = verdict.table if isinstance(verdict, RunVerdict) else verdict
+    note = on_other_backend(table, "jax" if table.backend != "jax" else "tensorflow")
+    if note:
+        st.caption(f":material/swap_horiz: {md_message(note)}")
 
 
 # ---- head editor ----------------------------------------------------------------------------------
@@ -370,6 +378,7 @@ def render_results(sweep, key: str) -> None:
             verdict = combine(run, sweep)  # after training: the table and what the run measured, as one
             # The message says whether the run shows the table's problem; otherwise the symptoms say it all.
             verdict_badge(verdict, show_message=verdict.table.level != "ok")
+            other_backend_note(verdict)
             metric = _headline_metric(sweep, run)
             wrong = confidently_wrong_text(sweep, run)
             if metric and wrong:

@@ -1,9 +1,9 @@
 """The one pairing table: every task × units × activation × loss × from_logits × label format gets a verdict.
 
 This module is the single source of these facts. The UI's badges, the diagnostics and the tests
-all read it. Texts describe what Keras 3 actually does on the backend in use: on TensorFlow the
-cross-entropy losses take the pre-activation values that softmax/sigmoid outputs carry
-(`_keras_logits`), which hides several mismatches from the loss curve.
+all read it. Texts describe what Keras 3 actually does on each backend, as measured (lib/train/claims.py holds the
+run that checks each sentence): on TensorFlow the cross-entropy losses take the pre-activation values that
+softmax/sigmoid outputs carry (`_keras_logits`), which hides several mismatches from the loss curve.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
+
+import numpy as np
 
 from lib.heads.config import (
     ACTIVATIONS,
@@ -30,30 +32,43 @@ def backend_name() -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+MEASURED_BACKENDS = ("tensorflow", "jax")  # every sentence below is checked on these (lib/train/claims.py)
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One row of the code table: what is wrong (or right), what a learner sees, which knob to turn."""
+    """One row of the code table: what is wrong (or right), what a learner sees, which knob to turn.
+
+    `message` and `symptom` are what happens on TensorFlow (the backend Head Lab trains on); `message_jax`
+    and `symptom_jax` say what happens on JAX where it differs ("" = the same). Each sentence is measured
+    by a claim in lib/train/claims.py on the backend it speaks of."""
 
     code: str
     level: str
     message: str
     symptom: str
     knob: str
-    # Where another backend behaves differently, its wording (TensorFlow's is the default).
-    message_other_backend: str = ""
-    symptom_other_backend: str = ""
+    message_jax: str = ""
+    symptom_jax: str = ""
     # A sentence that holds only on a frozen base with pretrained weights (appended only then).
     if_frozen_pretrained: str = ""
 
     def text(self, backend: str, setup: Setup | None = None) -> tuple[str, str]:
+        """(message, symptom) on `backend`. A backend Head Lab has not measured gets JAX's wording (the
+        backend without TensorFlow's fused kernels), marked as not measured there."""
         setup = setup or Setup()
-        if backend != "tensorflow" and self.message_other_backend:
-            message, symptom = self.message_other_backend, self.symptom_other_backend or self.symptom
-        else:
+        if backend == "tensorflow":
             message, symptom = self.message, self.symptom
+        else:
+            message, symptom = self.message_jax or self.message, self.symptom_jax or self.symptom
+            if backend not in MEASURED_BACKENDS:
+                message = f"{message} (Head Lab has not measured this on {backend}; this is what JAX does.)"
         if self.if_frozen_pretrained and setup.frozen and setup.pretrained:
             message = f"{message} {self.if_frozen_pretrained}"
         return message, symptom
+
+    def differs_by_backend(self) -> bool:
+        return bool(self.message_jax or self.symptom_jax)
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,9 @@ class Setup:
     frozen: bool = True
     pretrained: bool = True
 
+
+_FUSED = ("TensorFlow's fused softmax cross-entropy uses softmax(z) − y as its gradient, which is the gradient of "
+          "the reported loss only when each target row sums to 1")
 
 _P = Problem
 PROBLEMS: dict[str, Problem] = {p.code: p for p in [
@@ -87,8 +105,11 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
        "Each label's output moves towards 0 or 1 independently; rows may sum to more than 1.",
        "—"),
     _P("ok_regression", "ok",
-       "A linear output with a regression loss can reach any value the target takes.",
-       "Predicted-vs-true points gather along the diagonal; MAE falls in the target's units.",
+       "A linear output with a regression loss can reach any value the target takes — given steps large "
+       "enough to get there.",
+       "MAE falls in the target's units. With Adam at 0.001, a few epochs can leave it worse than always "
+       "predicting the mean (a target in the hundreds is far from where the head starts); a learning rate of "
+       "0.1 brings the points to the diagonal.",
        "—"),
     # ---- units ------------------------------------------------------------------------
     _P("softmax_one_unit", "error",
@@ -96,9 +117,9 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
        "loss still falls because Keras feeds the pre-softmax value to the loss.",
        "Every prediction is 1.0 (to float precision) and accuracy sits at the positive-class rate, even though the loss curve falls.",
        "activation (use sigmoid for one unit) or units (2 with softmax)",
-       message_other_backend="Softmax over one unit always outputs 1.0 (to float precision), so the head can say nothing and "
+       message_jax="Softmax over one unit always outputs 1.0 (to float precision), so the head can say nothing and "
        "the loss cannot move.",
-       symptom_other_backend="Every prediction is 1.0 (to float precision); the loss curve is flat."),
+       symptom_jax="Every prediction is 1.0 (to float precision); the loss curve is flat."),
     _P("units_mismatch", "error",
        "The number of output units does not match the width of the targets this loss gets, so Keras refuses "
        "to compute the loss.",
@@ -107,17 +128,30 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
     _P("units_too_few_sparse", "error",
        "Sparse categorical cross-entropy needs one output unit per class; with fewer units some labels point "
        "past the last unit and TensorFlow refuses them.",
-       "Training stops at once with 'received a label value outside the valid range'.",
-       "units"),
+       "Training stops at once: 'Received a label value of 9 which is outside the valid range of [0, 9)'.",
+       "units",
+       message_jax="Sparse categorical cross-entropy needs one output unit per class; with fewer units some "
+       "labels point past the last unit. On JAX nothing refuses them: each such image gets a loss of 0, so it "
+       "teaches nothing and its class can never be predicted.",
+       symptom_jax="Training runs and the loss falls; every image of the classes past the last unit is wrong, "
+       "and its loss is 0."),
     _P("units_extra", "warning",
        "More output units than classes: the extra units can never be the right answer and just take probability mass.",
        "Extra classes appear in the output histograms with small, shrinking probabilities.",
        "units"),
     _P("ce_over_one_unit", "error",
-       "Categorical cross-entropy over a single unit is a softmax over one value: it is always 1, the loss "
-       "is always 0 (or the positive label is out of range), and nothing is learned.",
-       "Loss is flat at 0 (or training refuses the labels); outputs never move.",
-       "loss (binary_crossentropy for one unit) or units (2)"),
+       "Cross-entropy over a single unit is a softmax over one value, which is always 1, so the reported loss is "
+       "0 — or Keras refuses the targets: one-hot targets have two columns, and a sparse label of 1 is out of "
+       "range on TensorFlow. Nothing useful is learned, yet on TensorFlow the output still moves: "
+       f"{_FUSED}, so with 0/1 targets in one column it pushes the weights while the loss stays at 0.",
+       "Training refuses the targets, or the loss is exactly 0 at every epoch while the outputs drift to a "
+       "bound (a sigmoid towards 0) — NaN with ReLU.",
+       "loss (binary_crossentropy for one unit) or units (2)",
+       message_jax="Cross-entropy over a single unit is a softmax over one value, which is always 1, so the loss "
+       "is 0 and its gradient is 0: nothing is learned. Keras refuses one-hot targets (one-hot targets have two "
+       "columns); on JAX nothing refuses sparse labels past unit 0 (their loss is 0 too).",
+       symptom_jax="The loss is 0 (to float precision) from the first epoch and the outputs never move — NaN with "
+       "ReLU; or training refuses one-hot targets."),
     _P("regression_units", "warning",
        "A regression target is one number, but this head has several outputs; Keras broadcasts the target "
        "to each, so they all learn the same thing and Head Lab reads the first.",
@@ -125,67 +159,81 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
        "units (1)"),
     # ---- activation vs loss -------------------------------------------------------------
     _P("linear_probabilities", "error",
-       "A linear output is not a probability, but this loss (from_logits=False) treats it as one: it clips "
-       "it into (0, 1) first, so the reported loss can fall towards 0 while the raw outputs wander far outside [0, 1].",
-       "Loss falls suspiciously low while the output histogram spreads far beyond 0 and 1 (or the loss is NaN).",
+       "A linear output is not a probability, but this loss (from_logits=False) treats it as one. One output is "
+       "clipped into (0, 1) first, so the reported loss can fall towards 0 while the raw outputs wander far "
+       "outside [0, 1]; several outputs are divided by their row sum, which negative values make meaningless.",
+       "One output: the loss falls suspiciously low while the raw outputs spread far beyond 0 and 1. Several: "
+       "accuracy stays far below a probability head's.",
        "from_logits (set True) or activation (sigmoid/softmax)"),
     _P("relu_ce", "error",
-       "ReLU outputs are neither probabilities nor usable logits: they can't go below 0, so cross-entropy "
-       "either clips them, divides by a zero sum (NaN), or can never predict the negative class.",
-       "Loss turns NaN or sticks; outputs pile up at 0; accuracy stalls.",
+       "ReLU outputs are neither probabilities nor logits: they cannot go below 0. As a probability (one output) "
+       "0 is clipped to 1e-7, so the head can still separate the classes but its outputs are no probabilities; "
+       "as logits (from_logits=True) no output can say 'no' with confidence (a logit of 0 is a probability of "
+       "0.5), so the loss cannot fall below ln 2 × the share of negatives; over several outputs a row can sum "
+       "to 0.",
+       "Many outputs are exactly 0. One output: accuracy can be fine while the outputs are no probabilities. "
+       "Several: accuracy stays far below a softmax head's (or the loss turns NaN).",
        "activation"),
     _P("tanh_ce", "error",
-       "tanh outputs lie in (-1, 1): as probabilities the negative half is clipped to 0, and as logits "
-       "they can only express probabilities between 0.27 and 0.73.",
-       "Outputs pile against a bound; loss stops falling early; probabilities are badly calibrated.",
+       "tanh outputs lie in (-1, 1) and this loss reads them as probabilities. One output: everything below 0 is "
+       "clipped to 1e-7, so the head can still separate the classes, but half its range means nothing. Several: "
+       "each row is divided by its sum, which negative values make meaningless.",
+       "One output: the loss keeps falling and accuracy can be fine, while many outputs lie below 0. Several: "
+       "accuracy stays far below a softmax head's.",
        "activation"),
     _P("tanh_logits", "warning",
-       "tanh squeezes the logits into (-1, 1), so the probabilities the loss sees can only range from 0.27 to "
-       "0.73: ranking can still be right, but confidence can never be.",
-       "Loss plateaus well above zero; accuracy can be fine while probabilities cluster near 0.5.",
+       "tanh squeezes the logits into (-1, 1), so the probabilities the loss sees stay far from 0 and 1 (0.27–0.73 "
+       "for one output; at most 0.45 of 10 classes): ranking can still be right, but confidence can never be.",
+       "The loss can never fall below its floor (0.313 for one output, 0.797 for 10 classes); accuracy can be "
+       "fine while probabilities cluster in the middle.",
        "activation (linear with from_logits=True)"),
     _P("probabilities_as_logits", "warning",
        "from_logits=True says the outputs are logits, but they are already probabilities. On TensorFlow Keras "
        "notices the activation and quietly uses the pre-activation values, so it trains correctly here — "
-       "the same code double-applies the activation on JAX or PyTorch.",
+       "the same code double-applies the activation on JAX.",
        "On TensorFlow nothing looks wrong (Keras prints a warning to the console only); the code is not portable.",
        "from_logits (set False) or activation (linear)",
-       message_other_backend="from_logits=True says the outputs are logits, but they are already probabilities: "
+       message_jax="from_logits=True says the outputs are logits, but they are already probabilities: "
        "the loss applies sigmoid/softmax a second time, so it sees a squashed copy of them (the sigmoid of a value "
        "in [0, 1] lies in [0.5, 0.73]) and cannot fall far. predict() returns the layer's own outputs, which "
        "still train: only the loss's view is squashed.",
-       symptom_other_backend="The loss falls a little and stalls high (measured with sigmoid + BCE on the fashion "
-       "sample, plain Keras on JAX and PyTorch: 0.695 → 0.582), yet predict()'s outputs still spread over "
-       "[1.6e-8, 1] and accuracy reached 1.0 — the loss curve looks broken while the predictions are fine."),
+       symptom_jax="The loss falls a little and stalls high, yet accuracy rises as the textbook head's does — "
+       "the loss curve looks broken while the predictions are fine."),
     _P("sigmoid_with_cce", "warning",
        "Sigmoid outputs with categorical cross-entropy: on TensorFlow Keras feeds the pre-sigmoid values to a "
        "softmax loss, so it trains like a softmax head — but predict() returns sigmoids whose rows do not sum to 1.",
        "Loss and accuracy look normal; the per-sample sum of outputs is not 1 (often well above or below).",
        "activation (softmax)",
-       message_other_backend="Sigmoid outputs with categorical cross-entropy: the loss renormalises independent "
+       message_jax="Sigmoid outputs with categorical cross-entropy: the loss renormalises independent "
        "sigmoids into a distribution, which trains but leaves outputs that do not sum to 1.",
-       symptom_other_backend="Per-sample sums of outputs are not 1; probabilities are hard to read."),
+       symptom_jax="Accuracy is close to a softmax head's; per-sample sums of outputs are not 1, so "
+       "probabilities are hard to read."),
     _P("softmax_with_bce", "warning",
        "Softmax outputs with binary cross-entropy: on TensorFlow Keras trains the pre-softmax values as independent "
        "yes/no logits, while predict() returns a softmax, so the probabilities are not the ones the loss optimised.",
        "Accuracy is fine but the loss and the predicted probabilities disagree; calibration is off.",
        "loss ((sparse) categorical cross-entropy) or activation (sigmoid)",
-       message_other_backend="Softmax outputs with binary cross-entropy score each class as an independent yes/no "
-       "while softmax forces them to compete; it trains, but wastes the loss on impossible targets.",
-       symptom_other_backend="Accuracy is fine but the loss stays higher than a softmax/CCE head's."),
+       message_jax="Softmax outputs with binary cross-entropy score each class as an independent yes/no "
+       "while softmax makes them compete: it trains, and with two units its loss equals softmax + sparse "
+       "categorical cross-entropy exactly (the two yes/no terms are the same number). Its loss is averaged over "
+       "the classes' yes/no terms, a smaller scale than categorical cross-entropy's, so the two curves cannot be "
+       "compared.",
+       symptom_jax="Accuracy is fine (as the softmax/CCE head's); the loss curve sits lower only because of its scale."),
     _P("sigmoid_one_vs_rest", "warning",
        "One sigmoid per class with binary cross-entropy is one-vs-rest: it works, but the classes are exclusive "
        "and nothing makes a row sum to 1.",
        "Accuracy similar to softmax; per-sample output sums drift away from 1; some rows have no output above 0.5.",
        "activation (softmax) with (sparse) categorical cross-entropy"),
     _P("regression_loss_for_classes", "warning",
-       "A regression loss on class targets trains, but its gradient vanishes when a sigmoid/softmax output is "
-       "confidently wrong, and it does not give calibrated probabilities.",
-       "Loss falls slowly and may stall; accuracy lags the cross-entropy heads.",
+       "A regression loss on class targets trains, but it does not fit probabilities as likelihoods: its gradient "
+       "through a sigmoid/softmax is multiplied by p(1 − p), which vanishes when an output is confidently wrong.",
+       "On the sample data its accuracy is within a few points of the cross-entropy head's; the difference is in "
+       "calibration, not in accuracy.",
        "loss (cross-entropy)"),
     _P("from_logits_ignored", "warning",
-       "from_logits only means something for cross-entropy losses; this loss ignores it.",
-       "Nothing changes on the plots; the setting is just misleading.",
+       "from_logits only means something for cross-entropy losses: Keras's regression losses take no such "
+       "argument (MeanSquaredError(from_logits=True) is a TypeError), so Head Lab leaves it out.",
+       "The run equals the same head with from_logits=False; the setting is just misleading.",
        "from_logits (set False)"),
     # ---- multi-label ---------------------------------------------------------------------
     _P("softmax_multilabel", "error",
@@ -194,14 +242,20 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
        "as independent sigmoids, so the loss curve looks healthy.",
        "Each row of outputs sums to 1; images with several labels miss all but one; exact-match stalls.",
        "activation (sigmoid)",
-       message_other_backend="Softmax makes the labels compete for one unit of probability, but an image can carry "
+       message_jax="Softmax makes the labels compete for one unit of probability, but an image can carry "
        "several labels: with two labels present neither can pass 0.5.",
-       symptom_other_backend="Each row of outputs sums to 1; images with several labels miss all but one."),
+       symptom_jax="Each row of outputs sums to 1; images with several labels miss all but one; exact-match stalls."),
     _P("cce_multilabel", "error",
-       "Categorical cross-entropy assumes exactly one true label per image; with several, the labels compete "
-       "and the head learns to split its confidence between them.",
-       "Outputs of images with several labels stay low for each; exact-match stalls.",
-       "loss (binary_crossentropy)"),
+       "Categorical cross-entropy assumes exactly one true label per image; with several, the labels compete. "
+       f"With sigmoid outputs on TensorFlow it is worse: {_FUSED}; with several labels the gradient sums to a "
+       "negative number, every pre-sigmoid value is pushed up, and the outputs end at exactly 1.0.",
+       "Sigmoid outputs: nearly every output is exactly 1.0 and exact-match is near 0. Softmax outputs: "
+       "exact-match stalls far below a sigmoid/BCE head's.",
+       "loss (binary_crossentropy)",
+       message_jax="Categorical cross-entropy assumes exactly one true label per image; with several, the labels "
+       "compete and the head learns to split its confidence between them.",
+       symptom_jax="Outputs of images with several labels stay low for each; exact-match stalls far below a "
+       "sigmoid/BCE head's."),
     _P("sparse_multilabel", "error",
        "Sparse categorical cross-entropy takes one class index per image; a multi-label target has several "
        "labels, so there is no index to give it.",
@@ -225,7 +279,8 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
     _P("class_index_as_number", "error",
        "Integer class indices fed to a regression loss treat class 3 as 'more' than class 1; the head "
        "regresses the index instead of classifying.",
-       "Outputs cluster around the middle class index; accuracy near chance.",
+       "The output follows the class index (it correlates with it), but read as a class it is right near chance: "
+       "neighbouring indices are not similar classes.",
        "labels (one_hot) or loss (cross-entropy)"),
     _P("labels_ignored", "warning",
        "A regression target is a number; the label format setting does not apply.",
@@ -235,15 +290,16 @@ PROBLEMS: dict[str, Problem] = {p.code: p for p in [
     _P("ce_for_regression", "error",
        "Cross-entropy treats the target as a probability or class, but a regression target is a number in "
        "natural units.",
-       "Loss is meaningless (negative, NaN or refused); predictions do not track the target.",
+       "The loss is meaningless: with targets above 1 binary cross-entropy turns negative and keeps falling, "
+       "while predictions do not track the target.",
        "loss (mse, mae or huber)"),
     _P("sigmoid_regression", "error",
        "A sigmoid output lies in (0, 1), but the target is in natural units beyond that range.",
-       "Predicted-vs-true points are pinned at 1.0 for every large target; MAE stays huge.",
+       "Predicted-vs-true points are pinned near 1.0 for every large target; MAE stays huge.",
        "activation (linear)"),
     _P("tanh_regression", "error",
        "A tanh output lies in (-1, 1), but the target is in natural units beyond that range.",
-       "Predictions are pinned at ±1; MAE stays huge.",
+       "Predictions are pinned within ±1; MAE stays huge.",
        "activation (linear)"),
     _P("relu_regression", "warning",
        "A ReLU output cannot go below 0 and, if it starts negative for every image, never moves (a 'dead' unit); "
@@ -280,6 +336,20 @@ class Verdict:
                 "symptoms": list(self.symptoms), "knobs": list(self.knobs), "backend": self.backend}
 
 
+def on_other_backend(verdict: Verdict, backend: str = "jax", setup: Setup | None = None) -> str:
+    """What the table says the same head does on `backend` where that differs from the verdict's own
+    backend: its rows' wording there, sentence by sentence, or that every row reads the same."""
+    if backend == verdict.backend:
+        return ""
+    title = {"jax": "JAX", "tensorflow": "TensorFlow", "torch": "PyTorch"}.get(backend, backend)
+    rows = [PROBLEMS[c] for c in verdict.codes]
+    differing = [p for p in rows if p.differs_by_backend()]
+    if not differing:
+        return f"On {title}: the same (every sentence above was measured on TensorFlow and JAX)."
+    texts = [" ".join(p.text(backend, setup)) for p in differing]
+    return f"On {title} this head would differ: " + " ".join(texts)
+
+
 def target_format(task: str, units: int, loss: str, labels: str) -> str:
     """How targets are fed to the loss: 'binary01', 'integer', 'one_hot', 'multi_hot', 'value' or 'invalid'.
 
@@ -310,6 +380,25 @@ def target_width(task: str, fmt: str, n_outputs: int) -> int:
     if fmt == "multi_hot":
         return n_outputs
     return 1
+
+
+def encode_targets(config: HeadConfig, y: np.ndarray, n_outputs: int) -> np.ndarray:
+    """Targets in the format this head's loss will receive (see pairings.target_format)."""
+    units = config.resolved_units(n_outputs)
+    fmt = target_format(config.task, units, config.loss, config.labels)
+    if fmt == "value":
+        return y.astype(np.float32).reshape(-1, 1)
+    if fmt == "multi_hot":
+        return y.astype(np.float32)
+    if fmt == "invalid":  # integer multi-label targets: the first positive label, as a user might try
+        return np.argmax(y, axis=1).astype(np.int32).reshape(-1, 1)
+    if fmt == "integer":
+        dtype = np.int32 if config.loss == "sparse_categorical_crossentropy" else np.float32
+        return y.astype(dtype).reshape(-1, 1)
+    if fmt == "binary01":
+        return y.astype(np.float32).reshape(-1, 1)
+    n_classes = 2 if config.task == "binary" else n_outputs
+    return np.eye(n_classes, dtype=np.float32)[y.astype(int)]
 
 
 def judge(task: str, units: int, n_outputs: int, activation: str, loss: str, from_logits: bool,

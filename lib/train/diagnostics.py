@@ -15,6 +15,12 @@ from lib.train.trainer import RunResult, SweepResult
 
 BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, None)}
 SAT_TOL = 1e-3
+# Every symptom a run can show (lib/train/claims.py holds a run that shows each one).
+SYMPTOMS = (
+    "clipped_outputs", "constant_output", "dead_relu", "diverged", "flat_loss", "labels_compete",
+    "learning_rate", "loss_hides_outputs", "majority_rate", "no_gradient", "overfitting", "pinned_regression",
+    "refused", "saturated", "saturated_at_start", "sums_not_one", "zero_loss_moving",
+)
 
 
 def _symptom(code: str, severity: str, message: str, knob: str) -> dict:
@@ -104,6 +110,16 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
         out += _learning_rate_symptoms(run)
         if not any(d["code"] == "learning_rate" for d in out):  # wild steps explain a rising validation loss
             out += _overfitting(hist, c)
+    moving = zero_loss_moving(run)
+    if moving:
+        loss_max, dz = moving
+        why = (" On TensorFlow, cross-entropy on a sigmoid/softmax output runs TensorFlow's fused softmax "
+               "cross-entropy, whose gradient softmax(z) − y is the reported loss's gradient only when each "
+               "target row sums to 1." if sweep.backend == "tensorflow" else "")
+        out.append(_symptom("zero_loss_moving", "error",
+                            f"The reported loss is {loss_max:.2g} at every epoch, yet the output layer's pre-activation "
+                            f"values moved by {dz:.3g} on average: the weights changed with a gradient that is not "
+                            f"this loss's.{why}", "loss (binary_crossentropy for one unit) or units (2)"))
     if _flat(hist["loss"]):
         out.append(_symptom("flat_loss", "warning",
                             "The training loss barely moved (under 1% from first to last epoch).",
@@ -158,6 +174,18 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
         out.append(_symptom("no_gradient", "warning", "The gradient at the output layer is zero throughout: "
                             "nothing reaches the head's weights.", "activation, kernel_initializer or loss"))
     return out
+
+
+def zero_loss_moving(run: RunResult) -> tuple[float, float] | None:
+    """(largest reported loss, mean change of the pre-activation values) when the training loss is 0 at
+    every epoch (within 1e-6: float noise on a loss of order 1) while the output layer's pre-activation
+    values moved by more than 0.01 on average; else None."""
+    losses = np.asarray(run.history.get("loss", []), float)
+    z = run.pre_activations
+    if losses.size == 0 or not np.all(np.abs(losses) < 1e-6) or 0 not in z or len(z) < 2:
+        return None
+    dz = float(np.mean(np.abs(z[max(z)] - z[0])))
+    return (float(np.max(np.abs(losses))), dz) if np.isfinite(dz) and dz > 0.01 else None
 
 
 def loss_reads_logits(config, backend: str) -> bool:

@@ -13,8 +13,8 @@ from lib.backbones.registry import LoadedBackbone
 from lib.data.taskdata import TaskData
 from lib.heads.build import build_head
 from lib.heads.config import HeadConfig
+from lib.heads.pairings import encode_targets
 from lib.train.keras_objects import make_loss, make_optimizer
-from lib.train.trainer import encode_targets
 
 
 def preprocessed_images(bb: LoadedBackbone, images: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from lib.data.taskdata import TaskData
 from lib.heads.build import build_head, pooling_layer
 from lib.heads.config import HeadConfig
 from lib.heads.naming import distinct_labels
-from lib.heads.pairings import Verdict, target_format, verdict_for
+from lib.heads.pairings import Verdict, encode_targets, verdict_for
 from lib.train import metrics as M
 from lib.train.cost import check, estimate, parallel_heads
 from lib.train.keras_objects import make_loss, make_optimizer
@@ -139,25 +139,6 @@ class SweepResult:
     @property
     def n_outputs(self) -> int:
         return 1 if self.task in ("binary", "regression") else len(self.label_names)
-
-
-def encode_targets(config: HeadConfig, y: np.ndarray, n_outputs: int) -> np.ndarray:
-    """Targets in the format this head's loss will receive (see pairings.target_format)."""
-    units = config.resolved_units(n_outputs)
-    fmt = target_format(config.task, units, config.loss, config.labels)
-    if fmt == "value":
-        return y.astype(np.float32).reshape(-1, 1)
-    if fmt == "multi_hot":
-        return y.astype(np.float32)
-    if fmt == "invalid":  # integer multi-label targets: the first positive label, as a user might try
-        return np.argmax(y, axis=1).astype(np.int32).reshape(-1, 1)
-    if fmt == "integer":
-        dtype = np.int32 if config.loss == "sparse_categorical_crossentropy" else np.float32
-        return y.astype(dtype).reshape(-1, 1)
-    if fmt == "binary01":
-        return y.astype(np.float32).reshape(-1, 1)
-    n_classes = 2 if config.task == "binary" else n_outputs
-    return np.eye(n_classes, dtype=np.float32)[y.astype(int)]
 
 
 # The memory bound of a run's snapshots: before training plus at most this many epochs (every epoch of a
@@ -482,7 +463,15 @@ def _first_line(e: BaseException) -> str:
     found = re.findall(r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", text, flags=re.M)
     if found:
         return f"{found[-1][0]}: {found[-1][1]}"[:300]
-    msg = next((line for line in text.splitlines() if line.strip()), type(e).__name__)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Graph execution error"):
+        # TensorFlow's op errors: a traceback of the graph's construction, then the op's own sentence
+        # ("Received a label value of 9 which is outside the valid range of [0, 9)."), then the node.
+        said = [line for line in lines if not line.startswith(("File ", "[[", "Detected at node"))
+                and not line.endswith(":")]
+        if said:
+            return f"{type(e).__name__}: {said[-1]}"[:300]
+    msg = lines[0] if lines else type(e).__name__
     return f"{type(e).__name__}: {msg}"[:300]
 
 

@@ -25,8 +25,8 @@ ANY_ERROR = "*error"  # any table code of level error explains the symptom
 EXPLAINS: dict[str, tuple[str, ...]] = {
     "refused": (ANY_ERROR,),
     "diverged": ("relu_ce", "linear_probabilities", "tanh_ce", "ce_for_regression"),
-    "constant_output": ("softmax_one_unit", "ce_over_one_unit", "sigmoid_regression", "tanh_regression",
-                        "softmax_regression", "relu_regression", "relu_ce"),
+    "constant_output": ("softmax_one_unit", "ce_over_one_unit", "cce_multilabel", "sigmoid_regression",
+                        "tanh_regression", "softmax_regression", "relu_regression", "relu_ce"),
     "saturated": ("relu_ce", "tanh_ce", "regression_loss_for_classes", "sigmoid_regression", "tanh_regression",
                   "softmax_regression", "linear_probabilities"),
     "clipped_outputs": ("linear_probabilities",),
@@ -41,6 +41,7 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "labels_compete": ("softmax_multilabel",),
     "pinned_regression": ("sigmoid_regression", "tanh_regression", "softmax_regression", "relu_regression"),
     "dead_relu": ("relu_regression",),
+    "zero_loss_moving": ("ce_over_one_unit",),
     "no_gradient": ("ce_over_one_unit", "softmax_one_unit", "relu_regression", "relu_ce", "sigmoid_regression",
                     "tanh_regression", "softmax_regression", "regression_loss_for_classes"),
 }
