@@ -158,7 +158,11 @@ def test_experiment_train_change_and_train_again(server, browser):
     loss.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     assert _traces(loss, "g.trace.scatter") == 4
-    assert "Every prediction is 1, the same for every image" in page.inner_text("[data-testid=stMain]")
+    main = page.inner_text("[data-testid=stMain]")
+    assert "Every prediction is 1, the same for every image" in main
+    # the backend column beside each verdict (editor and result card): what the same head does on JAX
+    assert main.count("On JAX this head would differ: Softmax over one unit") == 2, main
+    assert main.count("On JAX: the same") == 2
     loss.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "experiment-results.png"))
 
