@@ -139,6 +139,21 @@ def test_a_leader_whose_page_goes_away_still_trains_the_others(toy, tiny_backbon
     assert gate.waiting() == 0 and gate.running() == 0
 
 
+def test_a_sweep_stopped_when_its_page_went_away_is_never_served_to_the_next_click(toy, tiny_backbone, calls):
+    """A lone click whose tab closes stops its training after the first epoch; that partial sweep must not
+    be shared: the next identical click trains every epoch itself (found in the browser: a lesson run after
+    a closed tab showed 'Stopped after epoch 1 of 20: cancelled' as someone else's finished sweep)."""
+    data, gate = toy("binary"), TrainingGate(1)
+    gone = Click("gone", heads("activation=sigmoid"), data, tiny_backbone, 4, 3, gate, fail_progress=True).start()
+    gone.thread.join(WAIT)
+    assert isinstance(gone.error, KeyboardInterrupt)
+    again = Click("again", gone.configs, data, tiny_backbone, 4, 3, gate).start()
+    again.thread.join(WAIT)
+    assert again.error is None and not again.result.shared and again.started == 1
+    assert calls == [[3], [3]] and not again.result.sweep.stopped
+    assert len(again.result.sweep.runs[0].history["epoch"]) == 4
+
+
 def test_a_batch_never_holds_more_than_one_train_is_allowed(toy, tiny_backbone, calls, monkeypatch):
     monkeypatch.setattr(shared_training, "MAX_BATCH_HEADS", 3)
     data, gate = toy("binary"), TrainingGate(1)

@@ -178,7 +178,9 @@ def _train_batch(batch: list[_Request], progress: ProgressFn | None, on_start: C
                         results.append(alone)
         by_key = dict(zip(firsts, results, strict=True))
         for key, result in by_key.items():
-            if not isinstance(result, BaseException):
+            # A sweep stopped early (its lone page went away, or the time limit) has fewer epochs than the
+            # click asked for: it is that page's answer, never the shared one for the next identical click.
+            if not isinstance(result, BaseException) and not result.stopped:
                 sweep_cache.put(key, result)
                 _WARMED.discard(key)  # trained by this click (the warm-up's copy had been evicted)
         for r in batch:
