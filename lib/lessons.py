@@ -18,6 +18,7 @@ from lib.backbones.registry import CACHED, DEFAULT_BACKBONE, REGISTRY, weights_s
 from lib.experiment import Experiment
 from lib.heads.config import HeadConfig, parse_head_string
 from lib.report.curves import coinciding_runs
+from lib.train.diagnostics import zero_loss_moving
 from lib.train.loss_seen import loss_view
 from lib.train.metrics import binary_auc, float_equal, probability_view
 from lib.train.seeds import SeedSweeps
@@ -322,6 +323,34 @@ def _check_logits(r: SeedSweeps) -> list[str]:
                 f"(got {np.mean(wrong):.1%} vs {np.mean(base):.1%})", f)
     if len(r.sweeps) >= 5:
         _expect(float(np.min(wrong)) < 0.65, f"in one of 5 seeds it falls below 65% (lowest {np.min(wrong):.1%})", f)
+    return f
+
+
+def _loss_zero(s: SweepResult, i: int) -> bool:
+    """Run i's reported training and validation losses are 0 at every epoch (within 1e-6: float noise)."""
+    h = s.runs[i].history
+    return bool(np.all(np.abs(h["loss"]) < 1e-6) and np.all(np.abs(h["val_loss"]) < 1e-6))
+
+
+def _z_moved(s: SweepResult, i: int) -> float:
+    """Mean absolute change of run i's output pre-activation values from before training to the last epoch."""
+    z = s.runs[i].pre_activations
+    return float(np.mean(np.abs(z[max(z)] - z[0])))
+
+
+@_seeds_aware
+def _check_cce_one_unit(r: SeedSweeps) -> list[str]:
+    f: list[str] = []
+    bce = r.finals(0, "val_accuracy")
+    _expect(bool(np.all(bce >= 0.95)), f"sigmoid + BCE reaches ≥ 95% in every seed (got {_pct(bce)})", f)
+    _expect(_every(r, lambda s: _loss_zero(s, 1)), "the CCE head's reported loss is 0 at every epoch (every seed)", f)
+    moved = np.array([_z_moved(s, 1) for s in r.sweeps])
+    _expect(bool(np.all(moved > 10)), f"yet its pre-sigmoid values move by over 10 on average (got {np.round(moved, 1)})", f)
+    _expect(_every(r, lambda s: zero_loss_moving(s.runs[1]) is not None), "Head Lab's symptom says so (every seed)", f)
+    _expect(_every(r, lambda s: bool(np.all(_last_outputs(s, 1) < 0.01))),
+            "every output is pushed towards 0 (all below 0.01)", f)
+    _expect(_every(r, lambda s: abs(_final(s, 1, "val_accuracy") - float(np.mean(s.y_val == 0))) < 1e-9),
+            "so it calls every image 'other': accuracy is the share of non-footwear", f)
     return f
 
 
@@ -658,6 +687,32 @@ LESSONS: tuple[Lesson, ...] = (
              Choice("None: all four train alike",
                     lambda r: bool(np.all(r.finals(2, "val_loss") < 2 * r.finals(3, "val_loss")))),
              Choice("Linear + from_logits=False: its loss stays 5× higher", _finding_holds(_check_logits), True)))),
+    Lesson(
+        "cce-one-unit", "Categorical cross-entropy on one sigmoid unit",
+        "Dense(1, activation='sigmoid') with loss='categorical_crossentropy' and 0/1 labels: a common slip. The "
+        "loss prints 0.0000 from the first epoch. Does that mean nothing trains?",
+        "The loss chart (flat at 0) beside 'Outputs before / after' and 'What the loss saw': watch the CCE head's "
+        "outputs and pre-sigmoid values move while its loss stays at 0 — drag the epoch slider. Its card names the "
+        "symptom.",
+        "Measured: over 5 seeds (0–4), the CCE head's reported loss is exactly 0 at every epoch, training and "
+        "validation — a softmax over one value is always 1 — yet its pre-sigmoid values move by ≈ 244 on average: "
+        "on TensorFlow the loss runs the fused softmax cross-entropy, whose gradient softmax(z) − y is the gradient "
+        "of the reported loss only when each target row sums to 1 (here 1 for every 'other' image). It pushes every "
+        "output towards 0 (all below 1e-19), so the head calls every image 'other': accuracy 70.0%, the share of "
+        "non-footwear, against sigmoid + BCE's 99.0–100%. On JAX the same head's loss is 0 and nothing moves "
+        "(lib/train/claims.py measures both).",
+        Experiment(task="binary", dataset=_BIN, seeds=3, heads=_heads(
+            "binary", "activation=sigmoid,loss=binary_crossentropy",
+            "activation=sigmoid,loss=categorical_crossentropy,labels=integer")),
+        _check_cce_one_unit,
+        Question(
+            "One sigmoid unit, categorical cross-entropy, 0/1 labels: the loss is 0. What is happening?",
+            (Choice("Loss 0 and nothing moves: the weights stay put",
+                    lambda r: _every(r, lambda s: _loss_zero(s, 1) and _z_moved(s, 1) < 1e-6)),
+             Choice("Loss stuck at 0, yet the weights move: all 'other'", _finding_holds(_check_cce_one_unit), True),
+             Choice("Keras refuses the labels' shape", lambda r: any(s.runs[1].status == "error" for s in r.sweeps)),
+             Choice("It trains like BCE: about as accurate", lambda r: bool(np.all(
+                 np.abs(r.finals(1, "val_accuracy") - r.finals(0, "val_accuracy")) <= 0.02)))))),
     Lesson(
         "regression-activations", "Linear, ReLU or sigmoid for regression?",
         "The target is the total shape area in pixels (about 100 to 1,700). Which output activation can reach it?",

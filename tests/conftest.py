@@ -11,7 +11,7 @@ _TMP = tempfile.mkdtemp(prefix="headlab-tests-")
 os.environ["HEADLAB_CACHE"] = os.path.join(_TMP, "cache")
 os.environ["KERAS_HOME"] = os.path.join(_TMP, "keras")
 # No background warm-up of every lesson (lib/serve/warmup.py) in AppTests and the servers tests start (they
-# inherit this environment): it would train all 14 lessons beside every test. tests/test_warmup.py drives it directly.
+# inherit this environment): it would train all 15 lessons beside every test. tests/test_warmup.py drives it directly.
 os.environ["HEADLAB_WARM_LESSONS"] = "0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

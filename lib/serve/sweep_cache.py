@@ -16,7 +16,7 @@ from lib.data.taskdata import TaskData
 from lib.heads.config import HeadConfig
 from lib.train.trainer import SweepResult, name_runs
 
-# Every lesson's default seeds (14 lessons now: 40 sweeps, warmed at server start by lib/serve/warmup.py)
+# Every lesson's default seeds (15 lessons now: 43 sweeps, warmed at server start by lib/serve/warmup.py)
 # with room for as many of the participants' own. A lesson's sweep holds ~0.1–0.3 MB (its snapshots: the
 # validation outputs at a few epochs; measured by bench/bench_warm_lessons.py), but an upload's can hold
 # far more (5,000 images × 100 classes), so the bytes are bounded too, least recently used out first.
