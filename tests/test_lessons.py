@@ -67,7 +67,7 @@ def test_a_mismatch_lesson_shows_an_error_badge_before_training():
     assert [verdict_for(h, 1).level for h in heads] == ["ok", "error"]
 
 
-@pytest.mark.parametrize("lesson_id", ["from-logits", "softmax-multilabel", "article-example-2"])
+@pytest.mark.parametrize("lesson_id", ["from-logits", "softmax-multilabel", "article-example-2", "cce-one-unit"])
 def test_lesson_finding_holds_over_its_seeds(lesson_id):
     """The multi-seed path: the finding is worded against the spread and holds for the lesson's own seeds
     (its default repeat, as the page runs it), each seed retraining the heads only."""
