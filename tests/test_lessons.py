@@ -154,10 +154,11 @@ def test_every_seed_lesson_names_its_article_and_states_the_substitution(monkeyp
     seeds = [lesson for lesson in LESSONS if lesson.article]
     assert {lesson.article.split(",")[0] for lesson in seeds} == {"000_6ad2ba5042f8517f.txt", "002_3d0c66874a21e28c.txt"}
     assert len(seeds) == 6 and all(lesson.substitution for lesson in seeds)
-    assert [lesson.id for lesson in LESSONS[:9]] == ["sigmoid-vs-softmax", "softmax-one-unit", "sigmoid-cce",
-                                                      "softmax-multilabel", "from-logits", "regression-activations",
-                                                      "initializers", "flatten-vs-gap", "fine-tuning"]
-    for lesson in LESSONS[9:]:  # no ImageNet weights but the bundled ones here (conftest's empty KERAS_HOME)
+    assert [lesson.id for lesson in LESSONS[:10]] == ["sigmoid-vs-softmax", "softmax-one-unit", "sigmoid-cce",
+                                                       "softmax-multilabel", "from-logits", "cce-one-unit",
+                                                       "regression-activations", "initializers", "flatten-vs-gap",
+                                                       "fine-tuning"]
+    for lesson in LESSONS[10:]:  # no ImageNet weights but the bundled ones here (conftest's empty KERAS_HOME)
         assert lesson.experiment.backbone == "mobilenet_v2"
         assert "no ImageNet weights" in lesson.substitution and "MobileNetV2" in lesson.substitution
     # With the article's weights in the Keras cache, the lesson runs the article's backbone and says so.

@@ -171,7 +171,7 @@ def _ce_one_unit_still(p: Probe, c: Context) -> tuple[bool, str]:
 
 def _nan(p: Probe, c: Context) -> tuple[bool, str]:
     loss = np.asarray(p.loss, float)
-    return _all(bool(p.error) is False and loss.size > 0 and not np.all(np.isfinite(loss)),
+    return _all(not p.error and loss.size > 0 and not np.all(np.isfinite(loss)),
                 losses=[float(v) for v in loss[:3]])
 
 
@@ -347,7 +347,8 @@ def _mse_from_logits_is_refused(p: Probe, c: Context) -> tuple[bool, str]:
         raised = ""
     except TypeError as e:
         raised = str(e)
-    return _same_as_twin(p, c)[0] and bool(raised), f"{_same_as_twin(p, c)[1]}; MeanSquaredError(from_logits=True): {raised or 'accepted'}"
+    same, evidence = _same_as_twin(p, c)
+    return same and bool(raised), f"{evidence}; MeanSquaredError(from_logits=True): {raised or 'accepted'}"
 
 
 def _symptom(code: str, also: Callable[[Probe], tuple[bool, str]] | None = None):

@@ -49,7 +49,8 @@ class Probe:
     error: str = ""  # the first line of the exception Keras raised, "" when it trained
     warnings: list[str] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)  # training loss per epoch, as fit() reports it
-    val_loss: list[float] = field(default_factory=list)  # the last epoch's (fit() runs no validation)
+    # per epoch from Head Lab's trainer; from plain fit(), which runs no validation, the last epoch's only
+    val_loss: list[float] = field(default_factory=list)
     initial_val_loss: float = float("nan")
     out_before: np.ndarray | None = None  # predict() before training
     out: np.ndarray | None = None  # predict() after training
@@ -165,7 +166,8 @@ def save_probe_data(path: str, datasets: dict[str, ProbeData]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lib.train.probe DATA.npz JOBS.json OUT.json`: each job is {dataset, config, epochs, seed}."""
+    """`python -m lib.train.probe DATA.npz JOBS.json OUT.json`: each job is {dataset, config, epochs, seed,
+    start} (start: the Dense layers' starting [kernel, bias], or absent)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("data")
     parser.add_argument("jobs")
