@@ -87,3 +87,14 @@ def test_a_backend_nobody_measured_is_told_so():
     message, _ = PROBLEMS["units_too_few_sparse"].text("torch")
     assert "not measured this on torch" in message and "JAX" in message
     assert "not measured" not in PROBLEMS["units_too_few_sparse"].text("jax")[0]
+
+
+def test_loss_zero_while_the_weights_move_is_told_apart_from_nothing_moving(measured):
+    """The same loss of 0: a sigmoid output moves (TensorFlow's fused kernel), a linear one does not, and only
+    the first is the new symptom; the textbook head shows neither."""
+    tf = measured[C.TF]
+    moving = tf[("fashion/binary", "loss=categorical_crossentropy,labels=integer")]
+    still = tf[("fashion/binary", "loss=categorical_crossentropy,labels=integer,activation=linear")]
+    assert "zero_loss_moving" in moving.symptoms and "no_gradient" not in moving.symptoms
+    assert "no_gradient" in still.symptoms and "zero_loss_moving" not in still.symptoms
+    assert not {"zero_loss_moving", "no_gradient"} & set(tf[("fashion/binary", "")].symptoms)

@@ -112,14 +112,11 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
             out += _overfitting(hist, c)
     moving = zero_loss_moving(run)
     if moving:
-        loss_max, dz = moving
-        why = (" On TensorFlow, cross-entropy on a sigmoid/softmax output runs TensorFlow's fused softmax "
-               "cross-entropy, whose gradient softmax(z) − y is the reported loss's gradient only when each "
-               "target row sums to 1." if sweep.backend == "tensorflow" else "")
+        loss_max, dz = moving  # why (TensorFlow's fused kernel) is the table's to say: verdict.combine adds it
         out.append(_symptom("zero_loss_moving", "error",
                             f"The reported loss is {loss_max:.2g} at every epoch, yet the output layer's pre-activation "
                             f"values moved by {dz:.3g} on average: the weights changed with a gradient that is not "
-                            f"this loss's.{why}", "loss (binary_crossentropy for one unit) or units (2)"))
+                            "this loss's.", "loss (binary_crossentropy for one unit) or units (2)"))
     if _flat(hist["loss"]):
         out.append(_symptom("flat_loss", "warning",
                             "The training loss barely moved (under 1% from first to last epoch).",
