@@ -167,6 +167,9 @@ def test_a_lesson_runs_with_one_click(lesson):
     at = open_page("pages/lessons.py", {"lesson": lesson})
     assert not at.exception
     assert badges(at) == ["OK", "Mismatch"]
+    # each head card says what the same head does on JAX (softmax over one unit: its loss cannot move there)
+    jax = [visible(c.value) for c in at.caption if "On JAX" in c.value]
+    assert len(jax) == 2 and "the same" in jax[0] and "the loss cannot move" in jax[1]
     at.button(key="run-lesson").click().run()
     assert not at.exception
     assert any("What we measured" in s.value for s in at.success), [e.value for e in at.error]
