@@ -266,6 +266,24 @@ def test_the_pool_of_traced_heads_stays_within_its_bytes_and_never_keeps_a_head_
     assert {hidden_units(c) for c in pooled} == {62, 63, 64}  # the most recent ones
 
 
+def test_the_pool_evicts_past_a_key_whose_last_head_was_taken(monkeypatch):
+    """Taking a key's only idle head left an empty list at the pool's oldest end; the next put over the
+    bound popped from it (IndexError), and every later training in that process failed at release."""
+    import lib.train.trainer as T
+
+    class Held:
+        nbytes = 10
+
+    monkeypatch.setattr(T, "_POOL", OrderedDict())
+    monkeypatch.setattr(T, "_POOL_MAX", 2)
+    first = Held()
+    T._pool_put("a", first)
+    assert T._pool_take("a") is first and T._pool_take("a") is None
+    for key in ("b", "c", "d"):
+        T._pool_put(key, Held())
+    assert list(T._POOL) == ["c", "d"] and all(len(v) == 1 for v in T._POOL.values())
+
+
 def test_heads_let_go_are_freed_and_tensorflow_keeps_no_trace_of_them(toy, tiny_backbone, monkeypatch):
     import weakref
 

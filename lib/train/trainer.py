@@ -348,7 +348,12 @@ def _pool_take(key: tuple):
     """An idle compiled head (or stack) of this key from the pool, or None."""
     with _POOL_LOCK:
         idle = _POOL.get(key)
-        return idle.pop() if idle else None
+        if not idle:
+            return None
+        compiled = idle.pop()
+        if not idle:  # no empty lists: eviction takes the oldest key's first head
+            del _POOL[key]
+        return compiled
 
 
 def _pool_put(key: tuple, compiled) -> None:
