@@ -568,8 +568,6 @@ def probe_of_run(run, sweep) -> Probe:
         p.error = run.error
         return p
     p.loss = [float(v) for v in run.history.get("loss", [])]
-    p.val_loss = [float(v) for v in run.history.get("val_loss", [])]
-    p.initial_val_loss = float(run.final.get("initial_val_loss") or float("nan"))
     if last is not None:
         p.out_before, p.out = run.snapshots[0], run.snapshots[last]
         p.z_before, p.z = run.pre_activations.get(0), run.pre_activations.get(last)

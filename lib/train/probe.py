@@ -39,7 +39,8 @@ class ProbeData:
 
 @dataclass
 class Probe:
-    """What one plain-Keras run showed (arrays are validation-set arrays; lists are per epoch)."""
+    """What one run showed: plain Keras on any backend (`run_probe`), or Head Lab's trainer on TensorFlow
+    (`lib.train.claims.probe_of_run`). Arrays are validation-set arrays; lists are per epoch."""
 
     backend: str
     versions: dict[str, str]
@@ -48,16 +49,12 @@ class Probe:
     epochs: int
     error: str = ""  # the first line of the exception Keras raised, "" when it trained
     warnings: list[str] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)  # training loss per epoch, as fit() reports it
-    # per epoch from Head Lab's trainer; from plain fit(), which runs no validation, the last epoch's only
-    val_loss: list[float] = field(default_factory=list)
-    initial_val_loss: float = float("nan")
+    loss: list[float] = field(default_factory=list)  # training loss per epoch, as training reports it
     out_before: np.ndarray | None = None  # predict() before training
     out: np.ndarray | None = None  # predict() after training
     z: np.ndarray | None = None  # the output layer's pre-activation values after training
     z_before: np.ndarray | None = None
     sample_loss: np.ndarray | None = None  # each validation image's loss, as training computes it
-    kernel_change: float = float("nan")  # ‖W_end − W_start‖ of the output layer's kernel
     y_val: np.ndarray | None = None
     symptoms: list[str] = field(default_factory=list)  # Head Lab's diagnostics (runs of its own trainer only)
 
@@ -116,22 +113,18 @@ def run_probe(config: HeadConfig, data: ProbeData, *, epochs: int = 20, seed: in
                     layer.set_weights([np.asarray(k, np.float32), np.asarray(b, np.float32)])
             loss = make_loss(config)
             model.compile(optimizer=make_optimizer(config), loss=loss)
-            kernel0 = keras.ops.convert_to_numpy(out_layer.kernel).copy()
             # Outputs and losses by calling the model eagerly: fit() is the only compiled function, since on
             # any backend compiling (not arithmetic) is most of a small head's cost.
             probe.out_before, probe.z_before = _outputs(keras, model, out_layer, data.x_val)
-            probe.initial_val_loss = float(keras.ops.convert_to_numpy(loss(y_va, model(data.x_val, training=False))))
             history = model.fit(data.x_train, y_tr, epochs=epochs, batch_size=batch_size, shuffle=False,
                                 verbose=0).history
             probe.loss = [float(v) for v in history["loss"]]
             probe.out, probe.z = _outputs(keras, model, out_layer, data.x_val)
-            probe.kernel_change = float(np.linalg.norm(keras.ops.convert_to_numpy(out_layer.kernel) - kernel0))
             # The loss as training applies it, image by image: the same loss object, reduction off, on the
             # model's own output tensor (on TensorFlow that tensor carries its pre-activation values).
             kwargs = {k: v for k, v in loss.get_config().items() if k not in ("name", "reduction", "dtype")}
             each = type(loss)(reduction=None, **kwargs)
             probe.sample_loss = keras.ops.convert_to_numpy(each(y_va, model(data.x_val, training=False))).reshape(-1)
-            probe.val_loss = [float(np.mean(probe.sample_loss))]
         except Exception as e:  # what Keras refuses is the measurement
             probe.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
     probe.warnings = sorted({str(w.message).splitlines()[0] for w in caught})
