@@ -18,7 +18,7 @@ from lib.backbones.registry import CACHED, DEFAULT_BACKBONE, REGISTRY, weights_s
 from lib.experiment import Experiment
 from lib.heads.config import HeadConfig, parse_head_string
 from lib.report.curves import coinciding_runs
-from lib.train.diagnostics import zero_loss_moving
+from lib.train.diagnostics import pre_activation_change, zero_loss_moving
 from lib.train.loss_seen import loss_view
 from lib.train.metrics import binary_auc, float_equal, probability_view
 from lib.train.seeds import SeedSweeps
@@ -332,19 +332,13 @@ def _loss_zero(s: SweepResult, i: int) -> bool:
     return bool(np.all(np.abs(h["loss"]) < 1e-6) and np.all(np.abs(h["val_loss"]) < 1e-6))
 
 
-def _z_moved(s: SweepResult, i: int) -> float:
-    """Mean absolute change of run i's output pre-activation values from before training to the last epoch."""
-    z = s.runs[i].pre_activations
-    return float(np.mean(np.abs(z[max(z)] - z[0])))
-
-
 @_seeds_aware
 def _check_cce_one_unit(r: SeedSweeps) -> list[str]:
     f: list[str] = []
     bce = r.finals(0, "val_accuracy")
     _expect(bool(np.all(bce >= 0.95)), f"sigmoid + BCE reaches ≥ 95% in every seed (got {_pct(bce)})", f)
     _expect(_every(r, lambda s: _loss_zero(s, 1)), "the CCE head's reported loss is 0 at every epoch (every seed)", f)
-    moved = np.array([_z_moved(s, 1) for s in r.sweeps])
+    moved = np.array([pre_activation_change(s.runs[1]) for s in r.sweeps], dtype=float)
     _expect(bool(np.all(moved > 10)), f"yet its pre-sigmoid values move by over 10 on average (got {np.round(moved, 1)})", f)
     _expect(_every(r, lambda s: zero_loss_moving(s.runs[1]) is not None), "Head Lab's symptom says so (every seed)", f)
     _expect(_every(r, lambda s: bool(np.all(_last_outputs(s, 1) < 0.01))),
@@ -708,7 +702,7 @@ LESSONS: tuple[Lesson, ...] = (
         Question(
             "One sigmoid unit, categorical cross-entropy, 0/1 labels: the loss is 0. What is happening?",
             (Choice("Loss 0 and nothing moves: the weights stay put",
-                    lambda r: _every(r, lambda s: _loss_zero(s, 1) and _z_moved(s, 1) < 1e-6)),
+                    lambda r: _every(r, lambda s: _loss_zero(s, 1) and pre_activation_change(s.runs[1]) < 1e-6)),
              Choice("Loss stuck at 0, yet the weights move: all 'other'", _finding_holds(_check_cce_one_unit), True),
              Choice("Keras refuses the labels' shape", lambda r: any(s.runs[1].status == "error" for s in r.sweeps)),
              Choice("It trains like BCE: about as accurate", lambda r: bool(np.all(

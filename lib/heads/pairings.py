@@ -336,12 +336,17 @@ class Verdict:
                 "symptoms": list(self.symptoms), "knobs": list(self.knobs), "backend": self.backend}
 
 
+def backend_title(backend: str) -> str:
+    """A Keras backend's name as people write it ("jax" → "JAX")."""
+    return {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}.get(backend, backend)
+
+
 def on_other_backend(verdict: Verdict, backend: str = "jax", setup: Setup | None = None) -> str:
     """What the table says the same head does on `backend` where that differs from the verdict's own
     backend: its rows' wording there, sentence by sentence, or that every row reads the same."""
     if backend == verdict.backend:
         return ""
-    title = {"jax": "JAX", "tensorflow": "TensorFlow", "torch": "PyTorch"}.get(backend, backend)
+    title = backend_title(backend)
     rows = [PROBLEMS[c] for c in verdict.codes]
     differing = [p for p in rows if p.differs_by_backend()]
     if not differing:

@@ -135,6 +135,14 @@ def _sums_to_one(p: Probe) -> float:
     return float(np.mean(np.abs(p.out.sum(axis=1) - 1) < 1e-5)) if trained(p) else float("nan")
 
 
+def _textbook_and(cond: Callable[[Probe], bool], what: Callable[[Probe], str]):
+    """The textbook check, and one more condition the row's text states (with what it measured)."""
+    def check(p: Probe, c: Context) -> tuple[bool, str]:
+        ok, evidence = _textbook(p, c)
+        return ok and cond(p), f"{evidence}, {what(p)}"
+    return check
+
+
 def _binary_spread(p: Probe, c: Context) -> tuple[bool, str]:
     y = np.asarray(p.y_val).reshape(-1)
     pos, neg = float(p.out[y == 1].mean()), float(p.out[y == 0].mean())
@@ -384,10 +392,10 @@ CLAIMS: tuple[Claim, ...] = tuple(c for group in [
     [_C("ok_sigmoid_bce", be, B, "", ["Loss falls", "towards 0 and 1 by true label", "above the majority rate"],
         _binary_spread) for be in BOTH],
     [_C("ok_softmax_ce", be, MC, "", ["Loss falls", "each row of outputs sums to 1", "above the majority rate"],
-        lambda p, c: (_textbook(p, c)[0] and _sums_to_one(p) == 1.0, _textbook(p, c)[1])) for be in BOTH],
-    [_C("ok_logits", be, B, "activation=linear,from_logits=true", ["Loss falls", "unbounded logits"],
-        lambda p, c: (_textbook(p, c)[0] and _outside_01(p) > 0.05, f"{_textbook(p, c)[1]}, outside [0, 1] {_outside_01(p):.2f}"))
+        _textbook_and(lambda p: _sums_to_one(p) == 1.0, lambda p: f"rows summing to 1 {_sums_to_one(p):.2f}"))
      for be in BOTH],
+    [_C("ok_logits", be, B, "activation=linear,from_logits=true", ["Loss falls", "unbounded logits"],
+        _textbook_and(lambda p: _outside_01(p) > 0.05, lambda p: f"outside [0, 1] {_outside_01(p):.2f}")) for be in BOTH],
     [_C("ok_multilabel", be, ML, "", ["rows may sum to more than 1"],
         lambda p, c: (float(np.mean(p.out.sum(axis=1) > 1)) > 0 and accuracy(p) > 0.5,
                       f"rows summing above 1 {float(np.mean(p.out.sum(axis=1) > 1)):.2f}, exact match {accuracy(p):.3f}"))
@@ -534,8 +542,7 @@ def probe_datasets(samples: Sequence[str], loaded) -> dict[str, ProbeData]:
         name, task = sample.split("/")
         data = load_sample(name, task)
         f = get_features(loaded, cut, data).features.mean(axis=(1, 2)).astype(np.float32)
-        n = 1 if task in ("binary", "regression") else (int(data.y.max()) + 1 if task == "multiclass" else data.y.shape[1])
-        out[sample] = ProbeData(task, n, f[~data.is_val], data.y[~data.is_val], f[data.is_val], data.y[data.is_val])
+        out[sample] = ProbeData(task, data.n_outputs, f[~data.is_val], data.y[~data.is_val], f[data.is_val], data.y[data.is_val])
     return out
 
 
@@ -595,11 +602,7 @@ def run_on_jax(claims: Sequence[Claim], datasets: dict[str, ProbeData], epochs: 
         save_probe_data(data_path, datasets)
         with open(jobs_path, "w") as f:
             json.dump(jobs, f)
-        # XLA's compilation cache, kept for this run only: compiling fit()'s step (~1.3 s) is most of a head's
-        # cost, and heads of one structure compile to the same program (measured: 1.5 s → 0.2 s per head).
-        env = {**os.environ, "KERAS_BACKEND": JAX, "JAX_PLATFORMS": "cpu",
-               "JAX_COMPILATION_CACHE_DIR": os.path.join(tmp, "xla"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-               "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+        env = {**os.environ, "KERAS_BACKEND": JAX, "JAX_PLATFORMS": "cpu"}
         done = subprocess.run([sys.executable, "-m", "lib.train.probe", data_path, jobs_path, out_path], env=env,
                               capture_output=True, text=True, timeout=timeout,
                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lib.heads.config import CE_LOSSES
+from lib.heads.pairings import backend_title
 from lib.train import metrics as M
 from lib.train.trainer import RunResult, SweepResult
 
@@ -73,7 +74,7 @@ def diagnose(run: RunResult, sweep: SweepResult) -> list[dict]:
                             f"Every prediction is {value:.4g}, the same for every image (to float precision){why}{tail}.", knob))
     elif finite:
         reads_logits = loss_reads_logits(c, sweep.backend)
-        gradient = (f"on {_backend_title(sweep.backend)} the loss reads the pre-{c.activation} logits, so its gradient "
+        gradient = (f"on {backend_title(sweep.backend)} the loss reads the pre-{c.activation} logits, so its gradient "
                     "(p − y) is still alive" if reads_logits else
                     f"the loss reads the {c.activation} outputs themselves, so at a bound its gradient vanishes")
         sat, wrong = saturated_fraction(final, c.activation), wrong_side_fraction(final, c, sweep)
@@ -178,11 +179,19 @@ def zero_loss_moving(run: RunResult) -> tuple[float, float] | None:
     every epoch (within 1e-6: float noise on a loss of order 1) while the output layer's pre-activation
     values moved by more than 0.01 on average; else None."""
     losses = np.asarray(run.history.get("loss", []), float)
-    z = run.pre_activations
-    if losses.size == 0 or not np.all(np.abs(losses) < 1e-6) or 0 not in z or len(z) < 2:
+    if losses.size == 0 or not np.all(np.abs(losses) < 1e-6):
         return None
-    dz = float(np.mean(np.abs(z[max(z)] - z[0])))
-    return (float(np.max(np.abs(losses))), dz) if np.isfinite(dz) and dz > 0.01 else None
+    dz = pre_activation_change(run)
+    return (float(np.max(np.abs(losses))), dz) if dz is not None and np.isfinite(dz) and dz > 0.01 else None
+
+
+def pre_activation_change(run: RunResult) -> float | None:
+    """Mean absolute change of the output layer's pre-activation values from before training to the last
+    kept epoch; None when the run kept no two snapshots of them."""
+    z = run.pre_activations
+    if 0 not in z or len(z) < 2:
+        return None
+    return float(np.mean(np.abs(z[max(z)] - z[0])))
 
 
 def loss_reads_logits(config, backend: str) -> bool:
@@ -190,10 +199,6 @@ def loss_reads_logits(config, backend: str) -> bool:
     logits a sigmoid/softmax output carries (with from_logits=False); other backends give it the outputs."""
     return (backend == "tensorflow" and config.loss in CE_LOSSES and not config.from_logits
             and config.activation in ("sigmoid", "softmax"))
-
-
-def _backend_title(backend: str) -> str:
-    return {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}.get(backend, backend)
 
 
 def wrong_side_fraction(outputs: np.ndarray, config, sweep: SweepResult) -> float | None:
