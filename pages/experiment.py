@@ -20,7 +20,6 @@ from ui.components import (
     ensure_app_navigation,
     head_editor,
     keep_keras_state,
-    other_backend_note,
     projector_css,
     projector_on,
     render_results,
@@ -138,9 +137,7 @@ for i, (col, hid, head) in enumerate(zip(cols, head_ids, heads)):
             ss["exp"] = exp.with_(heads=tuple(h for j, h in enumerate(heads) if j != i))
             st.rerun()
         new = head_editor(f"h{hid}-", head, n_outputs)
-        verdict = verdict_for(new, n_outputs)
-        verdict_badge(verdict)
-        other_backend_note(verdict)
+        verdict_badge(verdict_for(new, n_outputs))
         edited.append(new)
 
 exp = exp.with_(task=exp.task, dataset=dataset, backbone=backbone, input_size=int(size), epochs=int(epochs),

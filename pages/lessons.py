@@ -13,7 +13,6 @@ from lib.workshop import lesson_subject
 from ui.components import (
     ensure_app_navigation,
     keep_keras_state,
-    other_backend_note,
     projector_css,
     render_results,
     verdict_badge,
@@ -59,9 +58,7 @@ for i, (col, head, name) in enumerate(zip(cols, exp.heads, distinct_labels(exp.h
                    + (f" · {head.unfrozen} layers unfrozen" if head.unfrozen and not head.two_phase else "")
                    + (f" · frozen, then {head.unfrozen} layers unfrozen for {head.fine_tune_epochs} epochs at lr "
                       f"{head.fine_tune_learning_rate:g}" if head.two_phase else ""))
-        verdict = verdict_for(head, n_outputs)
-        verdict_badge(verdict)
-        other_backend_note(verdict)
+        verdict_badge(verdict_for(head, n_outputs))
 
 row = st.container(horizontal=True)
 n_seeds = seeds_picker(row, f"lesson-seeds-{lesson_id}", exp.seeds)  # repeat over N seeds

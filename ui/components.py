@@ -162,14 +162,16 @@ def task_data(dataset: str, task: str):
 
 # ---- verdicts -------------------------------------------------------------------------------------
 def verdict_badge(verdict: Verdict | RunVerdict, *, show_message: bool = True) -> None:
-    """The level's badge: the table's Verdict before training, the combined RunVerdict after it."""
+    """The level's badge: the table's Verdict before training, the combined RunVerdict after it; then what
+    the same head does on the other measured backend."""
     color, text, icon = LEVEL_STYLE[verdict.level]
     st.badge(text, icon=icon, color=color)
     if show_message:
         st.caption(verdict.message)
+    _other_backend_note(verdict)
 
 
-def other_backend_note(verdict: Verdict | RunVerdict) -> None:
+def _other_backend_note(verdict: Verdict | RunVerdict) -> None:
     """Beside a verdict: what the same head does on JAX, from the measured table (a teacher on JAX sees its truth)."""
     table = verdict.table if isinstance(verdict, RunVerdict) else verdict
     note = on_other_backend(table, "jax" if table.backend != "jax" else "tensorflow")
@@ -378,7 +380,6 @@ def render_results(sweep, key: str) -> None:
             verdict = combine(run, sweep)  # after training: the table and what the run measured, as one
             # The message says whether the run shows the table's problem; otherwise the symptoms say it all.
             verdict_badge(verdict, show_message=verdict.table.level != "ok")
-            other_backend_note(verdict)
             metric = _headline_metric(sweep, run)
             wrong = confidently_wrong_text(sweep, run)
             if metric and wrong:
